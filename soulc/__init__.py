@@ -1,0 +1,1 @@
+"""soulc: a compiler for tiny transformers on 8-bit home computers."""
