@@ -1,0 +1,142 @@
+"""The op set: for each opcode, what its operands must be and what type it yields.
+
+Semantics live in interpreter.py; each target renders the same ops in its own code.
+Operand kinds: `value` is an SSA value (%x), `const` a constant (@w), `state` a state
+buffer (@k), `history` the rows of a value at positions 0..t: a value in the seq form,
+a state buffer in the step form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .program import TOKEN, Program, TensorType
+
+
+class OpError(Exception):
+    """An op whose operands or attributes do not fit its opcode."""
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    operands: tuple[str, ...]           # kinds, in order; a trailing "?" marks an optional one
+    attrs: dict[str, int]               # attribute name -> default (None: required)
+    infer: Callable[..., TensorType | None]
+    doc: str
+
+
+def _need(cond: bool, message: str) -> None:
+    if not cond:
+        raise OpError(message)
+
+
+def _vector(t: TensorType, what: str, dtype: str = "i16") -> int:
+    _need(t.dtype == dtype and len(t.shape) == 1, f"{what} must be {dtype}[n], not {t}")
+    return t.shape[0]
+
+
+def _rows(t: TensorType, what: str, dtype: str = "i16") -> tuple[int, int]:
+    _need(t.dtype == dtype and len(t.shape) == 2, f"{what} must be {dtype}[rows, cols], not {t}")
+    return t.shape
+
+
+def _history_width(t: TensorType, p: Program, what: str) -> int:
+    """Width of a history operand: an i16[d] value (seq form) or an i16[context, d] state."""
+    if len(t.shape) == 2:
+        rows, width = _rows(t, what)
+        _need(rows == p.settings.context, f"{what} holds {rows} positions, the context is {p.settings.context}")
+        return width
+    return _vector(t, what)
+
+
+def _heads(width: int, heads: int) -> None:
+    _need(heads >= 1 and width % heads == 0, f"heads {heads} does not divide width {width}")
+
+
+def infer_embed(p, attrs, tok_table, pos_table):
+    vocab, width = _rows(tok_table, "token table", "i8")
+    positions, pwidth = _rows(pos_table, "position table", "i8")
+    _need(width == pwidth, f"token table width {width} != position table width {pwidth}")
+    _need(positions >= p.settings.context,
+          f"position table has {positions} rows, the context needs {p.settings.context}")
+    _need(vocab == len(p.tokenizer.tokens), f"token table has {vocab} rows, the vocabulary {len(p.tokenizer.tokens)}")
+    return TensorType("i16", (width,))
+
+
+def infer_rmsnorm(p, attrs, x, gain):
+    n = _vector(x, "input")
+    _need(_vector(gain, "gain", "i8") == n, f"gain {gain} does not fit input {x}")
+    return x
+
+
+def infer_matvec(p, attrs, weight, x, bias=None):
+    rows, cols = _rows(weight, "weight", "i8")
+    _need(_vector(x, "input") == cols, f"weight {weight} cannot multiply input {x}")
+    if bias is not None:
+        _need(_vector(bias, "bias") == rows, f"bias {bias} does not fit weight {weight}")
+    return TensorType("i16", (rows,))
+
+
+def infer_elementwise(p, attrs, a, b=None):
+    _vector(a, "operand")
+    _need(b is None or b == a, f"operands differ: {a} and {b}")
+    return a
+
+
+def infer_scores(p, attrs, q, keys):
+    width = _vector(q, "query")
+    _need(_history_width(keys, p, "keys") == width, f"keys {keys} do not fit query {q}")
+    _heads(width, attrs["heads"])
+    return TensorType("i32", (attrs["heads"], p.settings.context))
+
+
+def infer_softmax_lut(p, attrs, scores, lut):
+    _rows(scores, "scores", "i32")
+    _vector(lut, "table", "u8")
+    _need(0 <= attrs["shift"] <= 31, f"shift {attrs['shift']} is outside 0..31")
+    return TensorType("u8", scores.shape)
+
+
+def infer_mix(p, attrs, weights, values):
+    heads, ctx = _rows(weights, "weights", "u8")
+    width = _history_width(values, p, "values")
+    _need(heads == attrs["heads"], f"weights have {heads} heads, the op says {attrs['heads']}")
+    _heads(width, heads)
+    return TensorType("i16", (width,))
+
+
+def infer_store(p, attrs, state, x):
+    _, width = _rows(state, "state")
+    _need(_vector(x, "stored value") == width, f"{x} does not fit a row of {state}")
+    return None
+
+
+def infer_argmax(p, attrs, logits):
+    n = _vector(logits, "logits")
+    lo, hi = p.settings.argmax
+    _need(0 <= lo < hi <= n, f"argmax range {lo}..{hi} does not fit {n} logits")
+    return TOKEN
+
+
+OPS: dict[str, OpSpec] = {
+    "embed": OpSpec(("const", "const"), {}, infer_embed,
+                    "token row plus position row, both brought to Q8.8, saturated"),
+    "rmsnorm": OpSpec(("value", "const"), {}, infer_rmsnorm,
+                      "RMS normalisation with an int8 gain (seed numerics, no epsilon)"),
+    "matvec": OpSpec(("const", "value", "const?"), {"post": 0}, infer_matvec,
+                     "int8 matrix times Q8.8 vector, optional int16 bias, >> (weight shift + post), saturated"),
+    "relu": OpSpec(("value",), {}, infer_elementwise, "negatives become 0"),
+    "add": OpSpec(("value", "value"), {}, infer_elementwise, "saturating add"),
+    "scores": OpSpec(("value", "history"), {"heads": None}, infer_scores,
+                     "per head, q . k for every position so far (int32)"),
+    "softmax_lut": OpSpec(("value", "const"), {"shift": None}, infer_softmax_lut,
+                          "per head, table[min(last, max - (s >> shift))] (u8 weights)"),
+    "mix": OpSpec(("value", "history"), {"heads": None}, infer_mix,
+                  "per head, sum w*v floor-divided by max(1, sum w), saturated"),
+    "store": OpSpec(("state", "value"), {}, infer_store,
+                    "write the value into the state row of the current position"),
+    "argmax": OpSpec(("value",), {}, infer_argmax,
+                     "the id in the settings' argmax range with the largest logit, lowest on a tie"),
+}
+
+HISTORY_OPS = ("scores", "mix")

@@ -1,0 +1,134 @@
+"""Parses the textual form (grammar.lark) into a verified Program."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import lark
+import numpy as np
+
+from .printer import SETTING_NAMES, VERSION
+from .program import DTYPES, TOKEN, Const, Op, Program, Settings, State, TensorType, Tokenizer
+from .verify import VerifyError, verify
+
+
+@lru_cache(maxsize=1)
+def _parser() -> lark.Lark:
+    grammar = (Path(__file__).parent / "grammar.lark").read_text()
+    return lark.Lark(grammar, parser="lalr", propagate_positions=True)
+
+
+def _at(meta_or_token) -> str:
+    return f"line {meta_or_token.line}, column {meta_or_token.column}"
+
+
+def parse(text: str) -> Program:
+    try:
+        tree = _parser().parse(text)
+    except lark.UnexpectedInput as e:
+        found = getattr(e, "token", None) or getattr(e, "char", None) or "end of input"
+        raise VerifyError(f"line {e.line}, column {e.column}: unexpected {str(found)!r}") from None
+    return verify(_build(tree))
+
+
+def _type(tree) -> TensorType:
+    if tree.data == "token_type":
+        return TOKEN
+    dtype, *dims = tree.children
+    return TensorType(str(dtype), tuple(int(d) for d in dims))
+
+
+def _build(tree) -> Program:
+    header, settings_tree, tok_tree, *rest = tree.children
+    if int(header.children[0]) != VERSION:
+        raise VerifyError(f"{_at(header.meta)}: this is soul format {header.children[0]}, soulc reads {VERSION}")
+    consts, states, data = {}, {}, {}
+    body_tree = None
+    for item in rest:
+        if item.data in ("const", "state"):
+            name = str(item.children[0])[1:]
+            if name in consts or name in states:
+                raise VerifyError(f"{_at(item.meta)}: @{name} is declared twice")
+            ttype = _type(item.children[1])
+            if item.data == "state":
+                states[name] = State(name, ttype)
+            else:
+                shift = int(item.children[2]) if len(item.children) > 2 else None
+                consts[name] = Const(name, ttype, None, shift)
+        elif item.data == "body":
+            body_tree = item
+        elif item.data == "data":
+            name = str(item.children[0])[1:]
+            if name not in consts:
+                raise VerifyError(f"{_at(item.meta)}: data for @{name}, which is not a declared constant")
+            if name in data:
+                raise VerifyError(f"{_at(item.meta)}: data for @{name} given twice")
+            data[name] = (item, str(item.children[1]))
+    for name, const in consts.items():
+        if name not in data:
+            raise VerifyError(f"constant @{name} has no data block")
+        item, numbers = data[name]
+        values = np.array(numbers.strip("{}").split(), dtype=np.int64)
+        t = const.type
+        if values.size != t.size:
+            raise VerifyError(f"{_at(item.meta)}: @{name} is {t} ({t.size} values), its data has {values.size}")
+        info = np.iinfo(DTYPES[t.dtype])
+        if values.size and (values.min() < info.min or values.max() > info.max):
+            raise VerifyError(f"{_at(item.meta)}: @{name} holds a value outside {t.dtype}")
+        const.data = values.astype(DTYPES[t.dtype]).reshape(t.shape)
+    return Program(_settings(settings_tree), _tokenizer(tok_tree), consts, states,
+                   str(body_tree.children[0].children[0]), [_op(s) for s in body_tree.children[1:]])
+
+
+def _settings(tree) -> Settings:
+    settings = Settings()
+    for item in tree.children:
+        name, values = str(item.children[0]), [int(v) for v in item.children[1:]]
+        if name not in SETTING_NAMES:
+            raise VerifyError(f"{_at(item.meta)}: unknown setting {name!r}; known: {', '.join(SETTING_NAMES)}")
+        if name in ("context", "max_reply"):
+            if len(values) != 1:
+                raise VerifyError(f"{_at(item.meta)}: {name} takes one number")
+            setattr(settings, name, values[0])
+        elif name == "argmax":
+            if len(values) != 2:
+                raise VerifyError(f"{_at(item.meta)}: argmax takes two numbers, the first id and one past the last")
+            settings.argmax = tuple(values)
+        else:
+            setattr(settings, name, tuple(values))
+    return settings
+
+
+def _tokenizer(tree) -> Tokenizer:
+    tokens, special, merges, lowercase = [], set(), [], False
+    for item in tree.children:
+        if item.data == "lowercase":
+            lowercase = True
+        elif item.data in ("special", "token"):
+            index, text = int(item.children[0]), json.loads(item.children[1])
+            if index != len(tokens):
+                raise VerifyError(f"{_at(item.meta)}: token {index} out of order, expected {len(tokens)}")
+            tokens.append(text)
+            if item.data == "special":
+                special.add(index)
+        else:
+            merges.append(tuple(int(v) for v in item.children))
+    return Tokenizer(tokens, frozenset(special), merges, lowercase)
+
+
+def _op(tree) -> Op:
+    if tree.data == "assign":
+        result, opcode, operands, attrs, *annotation = tree.children
+        result = str(result)[1:]
+    else:
+        opcode, operands, attrs, *annotation = tree.children
+        result = None
+    return Op(
+        opcode=str(opcode),
+        args=[str(a) for a in operands.children],
+        attrs={str(a.children[0]): int(a.children[1]) for a in attrs.children},
+        result=result,
+        type=_type(annotation[0]) if annotation else None,
+        where=(tree.meta.line, tree.meta.column),
+    )

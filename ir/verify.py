@@ -1,0 +1,145 @@
+"""The verifier: checks a Program is well formed and fills in each op's type.
+
+It reports the first problem it finds, with the line and column of the op when the
+program came from text.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from soulc.errors import SoulcError
+
+from .ops import HISTORY_OPS, OPS, OpError
+from .program import DTYPES, Op, Program
+
+
+class VerifyError(SoulcError):
+    pass
+
+
+def _where(op: Op, index: int) -> str:
+    if op.where:
+        return f"line {op.where[0]}, column {op.where[1]}"
+    return f"op {index} ({op.result or op.opcode})"
+
+
+def verify(program: Program) -> Program:
+    _verify_settings(program)
+    _verify_tokenizer(program)
+    for const in program.consts.values():
+        _verify_const(const)
+    if program.form not in ("seq", "step"):
+        raise VerifyError(f"unknown body form {program.form!r}: use seq or step")
+    types = {}
+    for index, op in enumerate(program.body):
+        try:
+            inferred = _infer(program, op, types)
+        except OpError as e:
+            raise VerifyError(f"{_where(op, index)}: {op.opcode}: {e}") from None
+        if op.type is not None and op.type != inferred:
+            raise VerifyError(f"{_where(op, index)}: {op.opcode} yields {inferred}, the text says {op.type}")
+        op.type = inferred
+        if op.result is not None:
+            if inferred is None:
+                raise VerifyError(f"{_where(op, index)}: {op.opcode} yields no value to name")
+            if op.result in types:
+                raise VerifyError(f"{_where(op, index)}: %{op.result} is defined twice")
+            types[op.result] = inferred
+        elif inferred is not None:
+            raise VerifyError(f"{_where(op, index)}: the result of {op.opcode} needs a name")
+    if not program.body or program.body[-1].opcode != "argmax":
+        raise VerifyError("the body must end with argmax, which yields the next token")
+    if sum(op.opcode == "argmax" for op in program.body) != 1:
+        raise VerifyError("the body must hold exactly one argmax")
+    return program
+
+
+def _infer(program: Program, op: Op, types):
+    spec = OPS.get(op.opcode)
+    if spec is None:
+        raise OpError(f"unknown opcode; known: {', '.join(OPS)}")
+    required = [k for k in spec.operands if not k.endswith("?")]
+    if not len(required) <= len(op.args) <= len(spec.operands):
+        raise OpError(f"takes {len(required)} to {len(spec.operands)} operands, got {len(op.args)}")
+    for name in op.attrs:
+        if name not in spec.attrs:
+            raise OpError(f"unknown attribute {name!r}")
+    for name, default in spec.attrs.items():
+        if default is None and name not in op.attrs:
+            raise OpError(f"needs attribute {name!r}")
+    attrs = {**spec.attrs, **op.attrs}
+    operand_types = [_operand_type(program, kind.rstrip("?"), arg, types)
+                     for kind, arg in zip(spec.operands, op.args)]
+    if op.opcode == "store" and program.form != "step":
+        raise OpError("store belongs to the step form")
+    if op.opcode == "matvec":
+        _check_matvec(program, op)
+    return spec.infer(program, attrs, *operand_types)
+
+
+def _operand_type(program: Program, kind: str, arg: str, types):
+    if kind == "history":
+        kind = "value" if program.form == "seq" else "state"
+    if kind == "value":
+        if not arg.startswith("%"):
+            raise OpError(f"operand {arg} must be a value (%name)")
+        if arg[1:] not in types:
+            raise OpError(f"{arg} is used before it is defined")
+        return types[arg[1:]]
+    if not arg.startswith("@"):
+        raise OpError(f"operand {arg} must be a {kind} (@name)")
+    table = program.consts if kind == "const" else program.states
+    if arg[1:] not in table:
+        raise OpError(f"{arg} is not a declared {kind}")
+    return table[arg[1:]].type
+
+
+def _check_matvec(program: Program, op: Op) -> None:
+    weight = program.consts[op.args[0][1:]]
+    if weight.shift is None:
+        raise OpError(f"weight {op.args[0]} needs a shift")
+    # The accumulator is int32 on every target: prove no sum can overflow it.
+    worst = int(np.abs(weight.data.astype(np.int64)).sum(axis=1).max()) * 32768
+    if len(op.args) == 3:
+        bias = program.consts[op.args[2][1:]]
+        if bias.shift != weight.shift + 8:
+            raise OpError(f"bias {op.args[2]} has shift {bias.shift}; a bias is scaled like the "
+                          f"accumulator, weight shift + 8 = {weight.shift + 8}")
+        worst += int(np.abs(bias.data.astype(np.int64)).max())
+    if worst >= 2**31:
+        raise OpError(f"the int32 accumulator could overflow (worst case {worst})")
+
+
+def _verify_const(const) -> None:
+    want = np.dtype(DTYPES[const.type.dtype]) if const.type.dtype in DTYPES else None
+    if want is None or const.data.dtype != want or tuple(const.data.shape) != const.type.shape:
+        raise VerifyError(f"constant @{const.name}: data {const.data.dtype}{list(const.data.shape)} "
+                          f"does not match its type {const.type}")
+    if const.shift is not None and not -32 <= const.shift <= 40:
+        raise VerifyError(f"constant @{const.name}: shift {const.shift} is out of range")
+
+
+def _verify_settings(program: Program) -> None:
+    s, vocab = program.settings, len(program.tokenizer.tokens)
+    for name in ("stop", "prompt_prefix", "prompt_suffix"):
+        for token in getattr(s, name):
+            if not 0 <= token < vocab:
+                raise VerifyError(f"settings: {name} token {token} is not in the vocabulary of {vocab}")
+    framing = len(s.prompt_prefix) + len(s.prompt_suffix)
+    if s.context < framing + 2:
+        raise VerifyError(f"settings: context {s.context} leaves no room for a prompt and a reply")
+    if s.max_reply < 0:
+        raise VerifyError("settings: max_reply must be 0 (no limit) or more")
+
+
+def _verify_tokenizer(program: Program) -> None:
+    tok = program.tokenizer
+    n = len(tok.tokens)
+    if not 1 <= n <= 256:
+        raise VerifyError(f"tokenizer: {n} tokens; soulc handles 1 to 256")
+    for a, b, merged in tok.merges:
+        if not all(0 <= t < n for t in (a, b, merged)):
+            raise VerifyError(f"tokenizer: merge {a} {b} -> {merged} names a token outside 0..{n - 1}")
+        if tok.tokens[a] + tok.tokens[b] != tok.tokens[merged]:
+            raise VerifyError(f"tokenizer: merge {a} {b} -> {merged}: {tok.tokens[a]!r} + {tok.tokens[b]!r} "
+                              f"is not {tok.tokens[merged]!r}")

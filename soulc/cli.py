@@ -1,0 +1,133 @@
+"""The soulc command line.
+
+    soulc MODEL [options]          compile (or, without --target, emit the IR)
+    soulc chat MODEL [options]     chat on the host, on the reference interpreter
+    soulc run TAPE --prompt TEXT   run a compiled tape in the emulator and print the replies
+
+Every user-facing failure is one line `soulc: error: ...` on stderr and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import SoulcError
+
+COMMANDS = ("chat", "run")
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="a .onnx model, a seed soul.bin, or a .soul IR text")
+    parser.add_argument("--tokenizer", metavar="FILE",
+                        help="tokenizer.json (the seed's format); needed for a soul.bin")
+    parser.add_argument("--context", type=int, metavar="N",
+                        help="context length in tokens (default: the model's position table)")
+    parser.add_argument("--numerics", choices=("calibrated", "soulplayer"), default="calibrated",
+                        help="softmax table for ONNX input: calibrated from the graph (default) "
+                             "or the seed's, for bit-exactness with Soul Player")
+
+
+def compile_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="soulc",
+        description="Compile a tiny transformer for an 8-bit home computer.",
+        epilog="Other commands: 'soulc chat MODEL' chats on the host; "
+               "'soulc run TAPE --prompt TEXT' runs a tape in the emulator. "
+               "Each has its own --help.")
+    _model_options(p)
+    p.add_argument("--target", metavar="NAME", help="the machine to compile for (see --list-targets); "
+                   "without one, soulc emits the IR")
+    p.add_argument("--emit", metavar="KIND",
+                   help="what to write: ir, or with a target asm, sym, bin, tap (default: the target's container)")
+    p.add_argument("-o", "--output", metavar="FILE", help="output file (default: standard output for text)")
+    p.add_argument("--print-after", metavar="PASS", action="append", default=[],
+                   help="print the IR (without tensor data) after this pass; may repeat")
+    p.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
+    p.add_argument("--memory-map", action="store_true", help="print where everything lies in the target's memory")
+    p.add_argument("--list-targets", action="store_true", help="list the targets and exit")
+    return p
+
+
+def chat_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="soulc chat",
+        description="Chat with a model on the host, on soulc's reference interpreter. At a terminal: "
+                    "a YOU> prompt. From a pipe or file: one prompt per line in, one reply per line out.")
+    _model_options(p)
+    return p
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="soulc run",
+        description="Load a compiled tape through the ROM loader of an emulated Spectrum, type each "
+                    "prompt, and print each reply read off the screen with T-states per token.")
+    p.add_argument("tape", metavar="TAPE", help="a .tap made by soulc")
+    p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt to type; may repeat")
+    p.add_argument("--machine", choices=("48", "128"), help="the Spectrum to emulate (default: from the tape)")
+    return p
+
+
+def load(args):
+    from soulc.frontends.load import load_model
+    from soulc.passes.context import set_context
+    program = load_model(args.model, args.tokenizer, numerics=args.numerics, context=args.context)
+    if args.context is not None:
+        program = set_context(program, args.context)
+    return program
+
+
+def cmd_chat(argv) -> int:
+    args = chat_parser().parse_args(argv)
+    from soulc.passes.pipeline import HOST_PASSES, run_pipeline
+    from .chat import chat
+    chat(run_pipeline(load(args), HOST_PASSES))
+    return 0
+
+
+def cmd_run(argv) -> int:
+    args = run_parser().parse_args(argv)
+    from .run import run_tape
+    return run_tape(args.tape, args.prompt, args.machine)
+
+
+def cmd_compile(argv) -> int:
+    parser = compile_parser()
+    if "--list-targets" in argv:
+        from soulc.targets import all_targets
+        for target in all_targets():
+            print(f"{target.name:8} {target.description}")
+        return 0
+    args = parser.parse_args(argv)
+    from .compile import compile_model
+    compile_model(load(args), args)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    try:
+        if command == "chat":
+            return cmd_chat(argv[1:])
+        if command == "run":
+            return cmd_run(argv[1:])
+        return cmd_compile(argv)
+    except SoulcError as e:
+        print(f"soulc: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:                       # a bug in soulc, not the user's fault
+        if os.environ.get("SOULC_DEBUG"):
+            raise
+        print(f"soulc: internal error: {type(e).__name__}: {e} (set SOULC_DEBUG=1 for a traceback "
+              "and please report it)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
