@@ -45,6 +45,7 @@ def _build(tree) -> Program:
         raise VerifyError(f"{_at(header.meta)}: this is soul format {header.children[0]}, soulc reads {VERSION}")
     consts, states, data = {}, {}, {}
     body_tree = None
+    memory = {}
     for item in rest:
         if item.data in ("const", "state"):
             name = str(item.children[0])[1:]
@@ -56,6 +57,8 @@ def _build(tree) -> Program:
             else:
                 shift = int(item.children[2]) if len(item.children) > 2 else None
                 consts[name] = Const(name, ttype, None, shift)
+        elif item.data == "memory":
+            memory = {str(p.children[0]): int(str(p.children[1]), 16) for p in item.children}
         elif item.data == "body":
             body_tree = item
         elif item.data == "data":
@@ -78,7 +81,7 @@ def _build(tree) -> Program:
             raise VerifyError(f"{_at(item.meta)}: @{name} holds a value outside {t.dtype}")
         const.data = values.astype(DTYPES[t.dtype]).reshape(t.shape)
     return Program(_settings(settings_tree), _tokenizer(tok_tree), consts, states,
-                   str(body_tree.children[0].children[0]), [_op(s) for s in body_tree.children[1:]])
+                   str(body_tree.children[0].children[0]), [_op(s) for s in body_tree.children[1:]], memory)
 
 
 def _settings(tree) -> Settings:

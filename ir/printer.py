@@ -53,6 +53,10 @@ def print_program(program: Program, with_data: bool = True) -> str:
         out.append(f"const @{c.name} : {c.type}{shift}")
     for st in program.states.values():
         out.append(f"state @{st.name} : {st.type}")
+    if program.memory:
+        out += ["", "memory {"]
+        out += [f"  {name} 0x{address:04X}" for name, address in program.memory.items()]
+        out.append("}")
     out += ["", f"{program.form} {{"]
     out += [f"  {print_op(op)}" for op in program.body]
     out.append("}")

@@ -5,7 +5,8 @@ A Program holds
 - a tokenizer: the vocabulary strings and the merges, applied in order;
 - constants: int8 weight tensors with a power-of-two shift, int16 biases, u8 lookup tables;
 - states: buffers that live across positions (the KV caches);
-- a body: a list of ops in SSA form computing the next token from one position.
+- a body: a list of ops in SSA form computing the next token from one position;
+- once a target has placed them, the memory address of constants, states and values.
 
 The body comes in two forms. In the `seq` form an op that reads the history of a value
 (`scores`, `mix`) sees that value at every position so far: the model is recomputed over
@@ -102,6 +103,7 @@ class Program:
     states: dict[str, State]
     form: str                       # "seq" or "step"
     body: list[Op]
+    memory: dict[str, int] = field(default_factory=dict)   # "@const"/"@state"/"%value" -> address
 
     def value_types(self) -> dict[str, TensorType]:
         return {op.result: op.type for op in self.body if op.result is not None}
@@ -115,4 +117,5 @@ class Program:
             states=dict(self.states),
             form=self.form,
             body=[Op(o.opcode, list(o.args), dict(o.attrs), o.result, o.type, o.where) for o in self.body],
+            memory=dict(self.memory),
         )

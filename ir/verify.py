@@ -51,6 +51,7 @@ def verify(program: Program) -> Program:
         raise VerifyError("the body must end with argmax, which yields the next token")
     if sum(op.opcode == "argmax" for op in program.body) != 1:
         raise VerifyError("the body must hold exactly one argmax")
+    _verify_memory(program)
     return program
 
 
@@ -143,3 +144,20 @@ def _verify_tokenizer(program: Program) -> None:
         if tok.tokens[a] + tok.tokens[b] != tok.tokens[merged]:
             raise VerifyError(f"tokenizer: merge {a} {b} -> {merged}: {tok.tokens[a]!r} + {tok.tokens[b]!r} "
                               f"is not {tok.tokens[merged]!r}")
+
+
+
+def _verify_memory(program: Program) -> None:
+    """Every placed name is declared and lies inside the 64K address space.
+
+    Values may share addresses (the allocator reuses a buffer once its value is dead),
+    so overlaps are the allocator's to prove, not the verifier's.
+    """
+    sizes = {f"@{c.name}": c.type.nbytes for c in program.consts.values()}
+    sizes.update({f"@{s.name}": s.type.nbytes for s in program.states.values()})
+    sizes.update({f"%{op.result}": op.type.nbytes for op in program.body if op.result})
+    for name, address in program.memory.items():
+        if name not in sizes:
+            raise VerifyError(f"memory: {name} is placed but not declared")
+        if not 0 <= address and address + sizes[name] <= 0x10000:
+            raise VerifyError(f"memory: {name} at 0x{address:04X} runs past 0xFFFF")
