@@ -159,5 +159,5 @@ def _verify_memory(program: Program) -> None:
     for name, address in program.memory.items():
         if name not in sizes:
             raise VerifyError(f"memory: {name} is placed but not declared")
-        if not 0 <= address and address + sizes[name] <= 0x10000:
+        if not (0 <= address and address + sizes[name] <= 0x10000):
             raise VerifyError(f"memory: {name} at 0x{address:04X} runs past 0xFFFF")
