@@ -9,6 +9,8 @@ from math import isqrt
 
 import numpy as np
 
+from soulc.errors import SoulcError
+
 from .program import Op, Program
 
 
@@ -81,6 +83,10 @@ class Interpreter:
     """
 
     def __init__(self, program: Program):
+        floats = program.float_consts()
+        if floats:
+            raise SoulcError(f"the program still has float constants (@{', @'.join(floats[:3])}"
+                             f"{', ...' if len(floats) > 3 else ''}): run the quantise pass before interpreting it")
         self.program = program
         self.consts = {name: c.data.astype(np.int64) for name, c in program.consts.items()}
         self.shifts = {name: c.shift for name, c in program.consts.items()}

@@ -4,6 +4,11 @@ Semantics live in interpreter.py; each target renders the same ops in its own co
 Operand kinds: `value` is an SSA value (%x), `const` a constant (@w), `state` a state
 buffer (@k), `history` the rows of a value at positions 0..t: a value in the seq form,
 a state buffer in the step form.
+
+A program straight from a float frontend has f32 constants wherever the quantised one has
+int8 weights, int16 biases or the softmax table (an f32[1] holding the float softmax's scale
+on q.k, with no `shift`: the quantise pass picks the shift and computes the table). Such a
+program verifies but does not run; its activations are typed as they will be once quantised.
 """
 from __future__ import annotations
 
@@ -17,10 +22,13 @@ class OpError(Exception):
     """An op whose operands or attributes do not fit its opcode."""
 
 
+OPTIONAL = "optional"     # an attribute's default meaning "may be absent" (the infer function sees None)
+
+
 @dataclass(frozen=True)
 class OpSpec:
     operands: tuple[str, ...]           # kinds, in order; a trailing "?" marks an optional one
-    attrs: dict[str, int]               # attribute name -> default (None: required)
+    attrs: dict[str, int]               # attribute name -> default (None: required; OPTIONAL)
     infer: Callable[..., TensorType | None]
     doc: str
 
@@ -30,13 +38,23 @@ def _need(cond: bool, message: str) -> None:
         raise OpError(message)
 
 
-def _vector(t: TensorType, what: str, dtype: str = "i16") -> int:
-    _need(t.dtype == dtype and len(t.shape) == 1, f"{what} must be {dtype}[n], not {t}")
+WEIGHT = ("i8", "f32")      # an int8 weight, or the float one quantise turns into it
+BIAS = ("i16", "f32")
+TABLE = ("u8", "f32")
+
+
+def _dtypes(dtype: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (dtype,) if isinstance(dtype, str) else dtype
+
+
+def _vector(t: TensorType, what: str, dtype: str | tuple[str, ...] = "i16") -> int:
+    _need(t.dtype in _dtypes(dtype) and len(t.shape) == 1, f"{what} must be {' or '.join(_dtypes(dtype))}[n], not {t}")
     return t.shape[0]
 
 
-def _rows(t: TensorType, what: str, dtype: str = "i16") -> tuple[int, int]:
-    _need(t.dtype == dtype and len(t.shape) == 2, f"{what} must be {dtype}[rows, cols], not {t}")
+def _rows(t: TensorType, what: str, dtype: str | tuple[str, ...] = "i16") -> tuple[int, int]:
+    _need(t.dtype in _dtypes(dtype) and len(t.shape) == 2,
+          f"{what} must be {' or '.join(_dtypes(dtype))}[rows, cols], not {t}")
     return t.shape
 
 
@@ -54,8 +72,8 @@ def _heads(width: int, heads: int) -> None:
 
 
 def infer_embed(p, attrs, tok_table, pos_table):
-    vocab, width = _rows(tok_table, "token table", "i8")
-    positions, pwidth = _rows(pos_table, "position table", "i8")
+    vocab, width = _rows(tok_table, "token table", WEIGHT)
+    positions, pwidth = _rows(pos_table, "position table", WEIGHT)
     _need(width == pwidth, f"token table width {width} != position table width {pwidth}")
     _need(positions >= p.settings.context,
           f"position table has {positions} rows, the context needs {p.settings.context}")
@@ -65,15 +83,17 @@ def infer_embed(p, attrs, tok_table, pos_table):
 
 def infer_rmsnorm(p, attrs, x, gain):
     n = _vector(x, "input")
-    _need(_vector(gain, "gain", "i8") == n, f"gain {gain} does not fit input {x}")
+    _need(_vector(gain, "gain", WEIGHT) == n, f"gain {gain} does not fit input {x}")
     return x
 
 
 def infer_matvec(p, attrs, weight, x, bias=None):
-    rows, cols = _rows(weight, "weight", "i8")
+    rows, cols = _rows(weight, "weight", WEIGHT)
     _need(_vector(x, "input") == cols, f"weight {weight} cannot multiply input {x}")
     if bias is not None:
-        _need(_vector(bias, "bias") == rows, f"bias {bias} does not fit weight {weight}")
+        _need(_vector(bias, "bias", BIAS) == rows, f"bias {bias} does not fit weight {weight}")
+        _need((bias.dtype == "f32") == (weight.dtype == "f32"),
+              f"bias {bias} and weight {weight}: both float or neither")
     return TensorType("i16", (rows,))
 
 
@@ -92,8 +112,13 @@ def infer_scores(p, attrs, q, keys):
 
 def infer_softmax_lut(p, attrs, scores, lut):
     _rows(scores, "scores", "i32")
-    _vector(lut, "table", "u8")
-    _need(0 <= attrs["shift"] <= 31, f"shift {attrs['shift']} is outside 0..31")
+    _vector(lut, "table", TABLE)
+    if lut.dtype == "f32":
+        _need(lut.shape == (1,), f"a float softmax takes its scale as f32[1], not {lut}")
+        _need(attrs["shift"] is None, "a float softmax has no shift: the quantise pass chooses it")
+    else:
+        _need(attrs["shift"] is not None, "needs attribute 'shift'")
+        _need(0 <= attrs["shift"] <= 31, f"shift {attrs['shift']} is outside 0..31")
     return TensorType("u8", scores.shape)
 
 
@@ -129,7 +154,7 @@ OPS: dict[str, OpSpec] = {
     "add": OpSpec(("value", "value"), {}, infer_elementwise, "saturating add"),
     "scores": OpSpec(("value", "history"), {"heads": None}, infer_scores,
                      "per head, q . k for every position so far (int32)"),
-    "softmax_lut": OpSpec(("value", "const"), {"shift": None}, infer_softmax_lut,
+    "softmax_lut": OpSpec(("value", "const"), {"shift": OPTIONAL}, infer_softmax_lut,
                           "per head, table[min(last, max - (s >> shift))] (u8 weights)"),
     "mix": OpSpec(("value", "history"), {"heads": None}, infer_mix,
                   "per head, sum w*v floor-divided by max(1, sum w), saturated"),

@@ -72,16 +72,30 @@ def _build(tree) -> Program:
         if name not in data:
             raise VerifyError(f"constant @{name} has no data block")
         item, numbers = data[name]
-        values = np.array(numbers.strip("{}").split(), dtype=np.int64)
         t = const.type
+        values = _numbers(numbers.strip("{}").split(), t.dtype, f"{_at(item.meta)}: @{name}")
         if values.size != t.size:
             raise VerifyError(f"{_at(item.meta)}: @{name} is {t} ({t.size} values), its data has {values.size}")
-        info = np.iinfo(DTYPES[t.dtype])
-        if values.size and (values.min() < info.min or values.max() > info.max):
-            raise VerifyError(f"{_at(item.meta)}: @{name} holds a value outside {t.dtype}")
+        if t.dtype != "f32":
+            info = np.iinfo(DTYPES[t.dtype])
+            if values.size and (values.min() < info.min or values.max() > info.max):
+                raise VerifyError(f"{_at(item.meta)}: @{name} holds a value outside {t.dtype}")
         const.data = values.astype(DTYPES[t.dtype]).reshape(t.shape)
     return Program(_settings(settings_tree), _tokenizer(tok_tree), consts, states,
                    str(body_tree.children[0].children[0]), [_op(s) for s in body_tree.children[1:]], memory)
+
+
+def _numbers(words: list[str], dtype: str, where: str) -> np.ndarray:
+    """The data block's numbers: integers, or for f32 decimal floats (which must be finite)."""
+    try:
+        if dtype == "f32":
+            values = np.array(words, dtype=np.float64)
+            if not np.isfinite(values).all() or (values.size and np.abs(values).max() > np.finfo(np.float32).max):
+                raise ValueError("a value is outside f32")
+            return values.astype(np.float32)
+        return np.array([int(w, 10) for w in words], dtype=np.int64)
+    except (ValueError, OverflowError) as e:
+        raise VerifyError(f"{where}: {dtype} data holds a value it cannot: {e}") from None
 
 
 def _settings(tree) -> Settings:

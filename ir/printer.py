@@ -18,6 +18,13 @@ def _ints(values) -> str:
     return " ".join(str(int(v)) for v in values)
 
 
+def _numbers(values) -> str:
+    """Integers as integers; f32 values in the shortest form that reads back to the same float."""
+    if np.asarray(values).dtype.kind == "f":
+        return " ".join(str(np.float32(v)) for v in values)
+    return _ints(values)
+
+
 def print_op(op: Op) -> str:
     text = f"{op.opcode} {', '.join(op.args)}"
     text += "".join(f" {name} {value}" for name, value in op.attrs.items())
@@ -31,7 +38,7 @@ def print_data(data: np.ndarray) -> str:
         rows = data.reshape(data.shape[0], -1)
     else:
         rows = [data[i:i + 16] for i in range(0, data.size, 16)]
-    return "{\n" + "".join(f"  {_ints(row)}\n" for row in rows) + "}"
+    return "{\n" + "".join(f"  {_numbers(row)}\n" for row in rows) + "}"
 
 
 def print_program(program: Program, with_data: bool = True) -> str:

@@ -3,7 +3,8 @@
 A Program holds
 - settings: how the chat loop drives the model (context, argmax range, stop tokens, prompt framing);
 - a tokenizer: the vocabulary strings and the merges, applied in order;
-- constants: int8 weight tensors with a power-of-two shift, int16 biases, u8 lookup tables;
+- constants: int8 weight tensors with a power-of-two shift, int16 biases, u8 lookup tables
+  (or, straight from a float frontend, f32 tensors that the quantise pass turns into those);
 - states: buffers that live across positions (the KV caches);
 - a body: a list of ops in SSA form computing the next token from one position;
 - once a target has placed them, the memory address of constants, states and values.
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DTYPES = {"i8": np.int8, "u8": np.uint8, "i16": np.int16, "i32": np.int32}
+DTYPES = {"i8": np.int8, "u8": np.uint8, "i16": np.int16, "i32": np.int32, "f32": np.float32}
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ TOKEN = TensorType("tok")
 
 @dataclass
 class Const:
-    """A constant tensor. Real value = data / 2**shift (shift None for tables)."""
+    """A constant tensor. Real value = data / 2**shift (shift None for tables and f32 data)."""
     name: str
     type: TensorType
     data: np.ndarray
@@ -104,6 +105,10 @@ class Program:
     form: str                       # "seq" or "step"
     body: list[Op]
     memory: dict[str, int] = field(default_factory=dict)   # "@const"/"@state"/"%value" -> address
+
+    def float_consts(self) -> list[str]:
+        """Names of the f32 constants: a program with any is not quantised yet."""
+        return [name for name, c in self.consts.items() if c.type.dtype == "f32"]
 
     def value_types(self) -> dict[str, TensorType]:
         return {op.result: op.type for op in self.body if op.result is not None}

@@ -9,7 +9,7 @@ import numpy as np
 
 from soulc.errors import SoulcError
 
-from .ops import HISTORY_OPS, OPS, OpError
+from .ops import HISTORY_OPS, OPS, OPTIONAL, OpError
 from .program import DTYPES, Op, Program
 
 
@@ -68,7 +68,7 @@ def _infer(program: Program, op: Op, types):
     for name, default in spec.attrs.items():
         if default is None and name not in op.attrs:
             raise OpError(f"needs attribute {name!r}")
-    attrs = {**spec.attrs, **op.attrs}
+    attrs = {**{k: None if v is OPTIONAL else v for k, v in spec.attrs.items()}, **op.attrs}
     operand_types = [_operand_type(program, kind.rstrip("?"), arg, types)
                      for kind, arg in zip(spec.operands, op.args)]
     if op.opcode == "store" and program.form != "step":
@@ -97,6 +97,8 @@ def _operand_type(program: Program, kind: str, arg: str, types):
 
 def _check_matvec(program: Program, op: Op) -> None:
     weight = program.consts[op.args[0][1:]]
+    if weight.type.dtype == "f32":
+        return              # shifts and the accumulator bound are the quantise pass's to establish
     if weight.shift is None:
         raise OpError(f"weight {op.args[0]} needs a shift")
     # The accumulator is int32 on every target: prove no sum can overflow it.
@@ -118,6 +120,11 @@ def _verify_const(const) -> None:
                           f"does not match its type {const.type}")
     if const.shift is not None and not -32 <= const.shift <= 40:
         raise VerifyError(f"constant @{const.name}: shift {const.shift} is out of range")
+    if const.type.dtype == "f32":
+        if const.shift is not None:
+            raise VerifyError(f"constant @{const.name}: a float constant has no shift")
+        if not np.isfinite(const.data).all():
+            raise VerifyError(f"constant @{const.name}: holds NaN or infinite values")
 
 
 def _verify_settings(program: Program) -> None:
