@@ -10,10 +10,12 @@ from typing import Callable
 from soulc.ir.program import Program
 
 from .kv_cache import kv_cache
+from .quantise import quantise
 
 Pass = Callable[[Program], Program]
 
 HOST_PASSES: list[tuple[str, Pass]] = [
+    ("quantise", quantise),         # f32 constants (an ONNX model's) -> int8/int16/u8; else nothing
     ("kv_cache", kv_cache),
 ]
 
