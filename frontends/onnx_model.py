@@ -160,7 +160,8 @@ def build_program(d: Decoder, tokenizer: Tokenizer, numerics: str, context: int 
     consts = dict(d.consts, pe=d.consts["pe"][:context])
     for name, data in consts.items():
         if not np.isfinite(data).all() or np.abs(data).max(initial=0) > np.finfo(np.float32).max:
-            raise SoulcError(f"{where}: '{d.sources.get(name, name)}' ({name}) holds NaN or infinite values")
+            raise SoulcError(f"{where}: '{d.sources.get(name, name)}' (the model's {name}) holds NaN or infinite "
+                             "values; soulc cannot quantise them: check the training run")
     program_consts = {name: Const(name, TensorType("f32", data.shape), data.astype(np.float32))
                       for name, data in consts.items()}
     if numerics == "soulplayer":

@@ -165,8 +165,8 @@ class Tracer:
 
     def unsupported(self, why: str) -> SoulcError:
         """A node soulc has rules for, used in a way none of them covers."""
-        return SoulcError(f"{self.where}: node '{self._node_name()}' ({self.node.op_type}) {why}: "
-                          f"not a pattern soulc compiles (it compiles: {PATTERNS})")
+        return SoulcError(f"{self.where}: node '{self._node_name()}' ({self.node.op_type}) {why}, which is "
+                          f"not a pattern soulc compiles; it compiles: {PATTERNS}")
 
     def unknown_op(self) -> SoulcError:
         return SoulcError(f"{self.where}: unsupported ONNX op '{self.node.op_type}' (node '{self._node_name()}') "
@@ -277,7 +277,7 @@ class Tracer:
         self.node = helper.make_node("Identity", [output], [output], name=f"graph output '{output}'")
         x = self.plain(value, "the logits")
         if _labels(x.axes) != ["T", "F"] or x.axes[-1][0] != "F":
-            raise self.unsupported(f"the logits have layout {_shape(x.axes)}; soulc needs [1, T, vocab]")
+            raise self.unsupported(f"gives logits of layout {list(_shape(x.axes))} where soulc needs [1, T, vocab]")
         self.node = None
         self.emit("argmax", x.value)
         return Trace(self.body, self.consts, self.sources, self.nodes)
@@ -299,7 +299,7 @@ class Tracer:
         if len(self.node.input) > args_index and self.node.input[args_index]:
             k = self.env[self.node.input[args_index]]
             if not isinstance(k, Known):
-                raise self.unsupported("its axes are not constant")
+                raise self.unsupported("has axes that are not constant")
             return [int(v) for v in k.value.reshape(-1)]
         value = self.attr(attr_name)
         return None if value is None else list(value)
@@ -369,7 +369,7 @@ class Tracer:
 
     def op_Reshape(self, node, x, shape):
         if not isinstance(shape, Known):
-            raise self.unsupported("its target shape is not constant")
+            raise self.unsupported("has a target shape that is not constant")
         dims = [int(d) for d in shape.value.reshape(-1)]
         old = _shape(x.axes)
         if not self.attr("allowzero", 0):
@@ -378,7 +378,7 @@ class Tracer:
             rest = math.prod(d for d in dims if d != -1)
             dims[dims.index(-1)] = math.prod(old) // rest if rest else 0
         if math.prod(dims) != math.prod(old):
-            raise self.unsupported(f"cannot reshape {old} to {tuple(dims)}")
+            raise self.unsupported(f"reshapes {old} to {tuple(dims)}, a different number of elements")
         return self.relayout(x, self.reshaped(x.axes, dims))
 
     def op_Flatten(self, node, x):
@@ -410,7 +410,7 @@ class Tracer:
 
     def op_Dropout(self, node, x, ratio=None, training=None):
         if isinstance(training, Known) and bool(training.value):
-            raise self.unsupported("dropout in training mode; export the model in eval mode")
+            raise self.unsupported("is dropout in training mode (export the model in eval mode)")
         return [x, None]
 
     def op_Cast(self, node, x):
@@ -447,8 +447,8 @@ class Tracer:
         elif rows is not None and rows.shape[0] == self.length and self.static:
             table, source = rows, pos.source
         else:
-            raise self.unsupported("the position embedding is computed in the graph, not read from a "
-                                   "table; soulc needs a learned position table (or an export with a fixed length)")
+            raise self.unsupported("computes the position embedding in the graph instead of reading a table "
+                                   "(soulc needs a learned position table, or an export with a fixed length)")
         r = self.emit("embed", self.const(tok.table, tok.source), self.const(table, source))
         return Vec(r, width, tok.axes)
 
@@ -462,7 +462,7 @@ class Tracer:
                 bias = self.per_feature(y, x.axes)
                 if bias is None:
                     raise self.unsupported(f"adds a {y.value.shape} constant to a linear layer's "
-                                           f"{_shape(x.axes)} output: not a bias")
+                                           f"{_shape(x.axes)} output, which is not a bias")
                 add = bias / x.scale
                 return Lin(x.x, x.weight, add if x.bias is None else x.bias + add, x.scale, x.axes, x.source)
             if isinstance(x, MeanSquare) and not x.inverse and self.scalar(y) is not None:
@@ -554,8 +554,8 @@ class Tracer:
         if x.value != rms.x.value:
             raise self.unsupported("normalises one activation by the RMS of another")
         if rms.eps > MAX_EPSILON:
-            raise self.unsupported(f"RMSNorm epsilon {rms.eps:g} is larger than {MAX_EPSILON:g}, which the "
-                                   "integer RMSNorm (no epsilon) cannot stand for")
+            raise self.unsupported(f"has an RMSNorm epsilon of {rms.eps:g}, larger than the {MAX_EPSILON:g} "
+                                   "the integer RMSNorm (no epsilon) can stand for")
         return Normed(x, None, x.axes, self._node_name())
 
     def op_RMSNormalization(self, node, x, gain):
@@ -563,10 +563,11 @@ class Tracer:
         if self.attr("axis", -1) % len(x.axes) != len(x.axes) - 1 or x.axes[-1][0] != "F":
             raise self.unsupported("normalises over other axes than the features")
         if self.attr("epsilon", 1e-5) > MAX_EPSILON:
-            raise self.unsupported(f"epsilon {self.attr('epsilon', 1e-5):g} is larger than {MAX_EPSILON:g}")
+            raise self.unsupported(f"has epsilon {self.attr('epsilon', 1e-5):g}, larger than the {MAX_EPSILON:g} "
+                                   "the integer RMSNorm (no epsilon) can stand for")
         g = self.per_feature(gain, x.axes) if isinstance(gain, Known) else None
         if g is None:
-            raise self.unsupported("its scale is not a constant vector over the features")
+            raise self.unsupported("has a scale that is not a constant vector over the features")
         return Normed(x, g, x.axes, gain.source)
 
     def op_Relu(self, node, x):
@@ -608,7 +609,7 @@ class Tracer:
         if c is not None:
             bias = self.per_feature(c, lin.axes) if isinstance(c, Known) else None
             if bias is None:
-                raise self.unsupported("its C input is not a bias")
+                raise self.unsupported("has a C input that is not a bias")
             lin.bias = bias * self.attr("beta", 1.0)
         return lin
 
@@ -631,7 +632,7 @@ class Tracer:
     def op_Slice(self, node, x, starts, ends, axes=None, steps=None):
         known = [k for k in (starts, ends, axes, steps) if k is not None]
         if not all(isinstance(k, Known) for k in known):
-            raise self.unsupported("its bounds are not constant")
+            raise self.unsupported("has bounds that are not constant")
         rank = len(x.axes)
         axes_v = [int(a) % rank for a in axes.value] if axes is not None else list(range(len(starts.value)))
         steps_v = [int(s) for s in steps.value] if steps is not None else [1] * len(axes_v)
@@ -651,10 +652,11 @@ class Tracer:
         """Checks the last two axes are `last` (E standing for F too); returns heads, leading labels."""
         got = tuple(v.axes[-2:][i][0] for i in range(2)) if len(v.axes) >= 2 else ()
         if tuple("E" if g == "F" else g for g in got) != last:
-            raise self.unsupported(f"{what} has layout {[a for a in v.axes]}, not [..., {', '.join(last)}]")
+            raise self.unsupported(f"takes {what} of layout {list(_shape(v.axes))} (axes {''.join(a for a, _ in v.axes)}), "
+                                   f"not [..., {', '.join(last)}]")
         lead = tuple(_labels(v.axes[:-2]))
         if lead not in ((), ("H",)):
-            raise self.unsupported(f"{what} has extra axes {lead}")
+            raise self.unsupported(f"takes {what} with extra axes {lead}")
         heads = next((n for label, n in v.axes if label == "H"), 1)
         return heads, lead
 
@@ -662,7 +664,7 @@ class Tracer:
         hq, lq = self.heads_of(q, ("T", "E"), "the query")
         hk, lk = self.heads_of(k, ("E", "T"), "the transposed key")
         if hq != hk or q.width != k.width:
-            raise self.unsupported(f"queries of {hq} heads meet keys of {hk} heads")
+            raise self.unsupported(f"pairs queries of {hq} heads with keys of {hk} heads")
         lead = q.axes[:-2] if len(q.axes) >= len(k.axes) else k.axes[:-2]
         return Scores(q, k, q.scale * k.scale, lead + _axes(("T", self.length), ("S", self.length)))
 
@@ -674,7 +676,7 @@ class Tracer:
     def mask_add(self, s: Scores, mask: Known) -> Scores:
         m = mask.value
         if not self.broadcasts(mask, s.axes) or m.dtype.kind != "f":
-            raise self.unsupported(f"adds a {m.shape} constant to attention scores; soulc knows a causal mask")
+            raise self.unsupported(f"adds a {m.shape} constant to attention scores that is not a causal mask")
         m = np.broadcast_to(m, _shape(s.axes)).astype(np.float64)
         excluded = m <= MASKED
         if np.any(m[~excluded] != 0) or not self.causal(excluded):
@@ -696,10 +698,10 @@ class Tracer:
 
     def op_Softmax(self, node, x):
         if not isinstance(x, Scores) or x.axes[self.attr("axis", -1) % len(x.axes)][0] != "S":
-            raise self.unsupported(f"a softmax of {_describe(x)}; soulc knows the softmax of attention scores "
-                                   "over the keys")
+            raise self.unsupported(f"takes a softmax of {_describe(x)} (soulc knows the softmax of attention "
+                                   "scores over the keys)")
         if not x.masked:
-            raise self.unsupported("attention without a causal mask; soulc compiles causal self-attention")
+            raise self.unsupported("is attention without a causal mask (soulc compiles causal self-attention)")
         return Weights(x, x.axes)
 
     def mix(self, w: Weights, v) -> Vec:
@@ -708,12 +710,12 @@ class Tracer:
         s = w.scores
         hq, _ = self.heads_of(s.q, ("T", "E"), "the query")
         if heads != hq or v.width != s.q.width:
-            raise self.unsupported(f"values of {heads} heads meet attention weights of {hq} heads")
+            raise self.unsupported(f"mixes values of {heads} heads with attention weights of {hq} heads")
         return self.attention(s.q, s.k, v, s.scale, heads, w.axes[:-1] + (v.axes[-1],))
 
     def attention(self, q: Vec, k: Vec, v: Vec, scale: float, heads: int, axes: Axes) -> Vec:
         if not (math.isfinite(scale) and scale > 0):
-            raise self.unsupported(f"the attention scale {scale:g} is not a positive number")
+            raise self.unsupported(f"has an attention scale of {scale:g}, which is not a positive number")
         s = self.emit("scores", q.value, k.value, heads=heads)
         w = self.emit("softmax_lut", s, self.const(np.array([scale]), self._node_name()))
         return Vec(self.emit("mix", w, v.value, heads=heads), v.width, axes, v.scale)
@@ -726,7 +728,7 @@ class Tracer:
         if len(q.axes) == 3:
             nq, nk = self.attr("q_num_heads"), self.attr("kv_num_heads")
             if not nq or nq != nk:
-                raise self.unsupported("3-D Attention needs equal q_num_heads and kv_num_heads")
+                raise self.unsupported("is 3-D attention without equal q_num_heads and kv_num_heads")
             q, k, v = (Vec(t.value, t.width, t.axes[:-1] + _axes(("H", nq), ("E", t.width // nq)), t.scale)
                        for t in (q, k, v))
             q, k, v = (Vec(t.value, t.width, (t.axes[0], t.axes[2], t.axes[1], t.axes[3]), t.scale)
@@ -734,20 +736,20 @@ class Tracer:
         heads, _ = self.heads_of(q, ("T", "E"), "the query")
         for t, what in ((k, "the keys"), (v, "the values")):
             if self.heads_of(t, ("T", "E"), what)[0] != heads or t.width != q.width:
-                raise self.unsupported("grouped or mismatched heads")
+                raise self.unsupported("has grouped or mismatched heads")
         causal = bool(self.attr("is_causal", 0))
         if mask is not None:
             s = Scores(q, k, 1.0, q.axes[:-2] + _axes(("T", self.length), ("S", self.length)))
             if not isinstance(mask, Known):
-                raise self.unsupported("its mask is not constant")
+                raise self.unsupported("has a mask that is not constant")
             if mask.value.dtype == bool:
                 if not self.causal(~np.broadcast_to(mask.value, _shape(s.axes))):
-                    raise self.unsupported("its mask is not causal")
+                    raise self.unsupported("has a mask that is not causal")
                 causal = True
             else:
                 causal = self.mask_add(s, mask).masked or causal
         if not causal:
-            raise self.unsupported("attention without a causal mask; soulc compiles causal self-attention")
+            raise self.unsupported("is attention without a causal mask (soulc compiles causal self-attention)")
         e = q.width // heads
         scale = self.attr("scale", None) or 1 / math.sqrt(e)
         out = self.attention(self.vec(q), k, v, scale * q.scale * k.scale, heads, q.axes)

@@ -46,6 +46,9 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-after-all", action="store_true", help="print the IR after every pass")
     p.add_argument("--memory-map", action="store_true", help="print where everything lies in the target's memory")
     p.add_argument("--list-targets", action="store_true", help="list the targets and exit")
+    p.add_argument("--quant-report", action="store_true",
+                   help="for an ONNX model: run the float graph (onnxruntime) and the quantised IR on a few "
+                        "prompts and report shifts, saturation and next-token agreement, then exit")
     return p
 
 
@@ -100,6 +103,10 @@ def cmd_compile(argv) -> int:
             print(f"{target.name:8} {target.description}")
         return 0
     args = parser.parse_args(argv)
+    if args.quant_report:
+        from .quant_report import quant_report
+        quant_report(args.model, load(args), args.numerics, sys.stdout)
+        return 0
     from .compile import compile_model
     compile_model(load(args), args)
     return 0
