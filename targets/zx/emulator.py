@@ -35,14 +35,21 @@ What skoolkit (10.1) gives us, and how it is used here:
 * Ports: `simulator.set_tracer(obj)` makes the simulator call
   `obj.read_port(registers, port)` for IN and `obj.write_port(registers, port,
   value, offset)` for OUT; `skoolkit.pagingtracer.PagingTracer.write_port`
-  does the 128K paging (0x7FFD), border and AY registers.
+  does the 128K paging (0x7FFD), border and AY registers. The C simulators
+  look the two methods up when `set_tracer` is called, so a listener is added
+  through `Spectrum.on_port_write` rather than by replacing the tracer.
+  `registers[T]` is the T-state at which the OUT instruction began and
+  `offset` the T-states into it at which the port is written.
 * Keyboard: `skoolkit.kbtracer.KEYS` maps key names ('a', '1', 'ENTER', 'CS',
   'SS', 'SPACE') to (port, mask) and `TOKENS` maps characters to key
   combinations ('A' -> 'CS+a', '?' -> 'SS+c'). We hold keys for 2 frames and
   release them for 6, so the ROM's own KEYBOARD routine (IM 1 at 0x0038) sees
   each press once and sets LAST_K (23560) and bit 5 of FLAGS (23611). The
   ROM frees a key's slot 5 interrupts after release; fewer than 4 frames up
-  loses repeated letters ("aaa" typed as "a"). What LAST_K holds depends on
+  loses repeated letters ("aaa" typed as "a"), and it counts those interrupts
+  only while interrupts are enabled: a program that computes with them off
+  must be given 5 frames at its prompt before the same key is pressed again
+  (session.py does). What LAST_K holds depends on
   the mode: a program must set FLAGS bit 3 (L mode) to get letters rather than
   keywords, and E-mode characters (~ | \\ [ ] { } ©) are two presses
   (CAPS+SYMBOL SHIFT, then the key) that only the ROM editor turns into one
@@ -125,9 +132,11 @@ class _KeyPress:
 class Keyboard:
     """Keys held down over spans of T-states, read through port 0xFE."""
     presses: list[_KeyPress] = field(default_factory=list)
+    last_release: int = 0  # T-states: when the latest press scheduled so far ends
 
     def hold(self, keys: frozenset[str], start: int, end: int) -> None:
         self.presses.append(_KeyPress(keys, start, end))
+        self.last_release = max(self.last_release, end)
 
     def rows(self, tstates: int) -> list[int]:
         """Bits set for the keys down now, per half-row (bit 0 = outermost key)."""
@@ -148,13 +157,12 @@ class Keyboard:
                 down |= keys
         return down ^ 0xFF
 
-    @property
-    def busy_until(self) -> int:
-        return max((p.end for p in self.presses), default=0)
+
+PortListener = Callable[[int, int, int], None]  # (T-state of the write, port, value)
 
 
 class _Ports(PagingTracer):
-    """What the simulator calls for IN and OUT: keyboard, AY and 128K paging."""
+    """What the simulator calls for IN and OUT: keyboard, AY, 128K paging and listeners on OUT."""
 
     def __init__(self, simulator, keyboard: Keyboard, snapshot):
         self.simulator = simulator
@@ -164,6 +172,12 @@ class _Ports(PagingTracer):
         self.out7ffd = snapshot.out7ffd
         self.outfffd = snapshot.outfffd
         self.ay = list(snapshot.ay)
+        self.listeners: list[PortListener] = []
+
+    def write_port(self, registers, port, value, offset):
+        super().write_port(registers, port, value, offset)
+        for listener in self.listeners:
+            listener(registers[T] + offset, port, value)
 
     def read_port(self, registers, port):
         if port & 0xC002 == 0xC000 and self.outfffd < 16:
@@ -272,6 +286,10 @@ class Spectrum:
     def frame_duration(self) -> int:
         return self.simulator.frame_duration
 
+    def on_port_write(self, listener: PortListener) -> None:
+        """Call `listener(tstates, port, value)` at every OUT from now on."""
+        self.ports.listeners.append(listener)
+
     def peek(self, address: int, length: int = 1) -> bytes:
         memory = self.simulator.memory
         return bytes(memory[(address + i) & 0xFFFF] for i in range(length))
@@ -295,8 +313,12 @@ class Spectrum:
 
     # running -----------------------------------------------------------------
 
-    def _trace(self, stop: int, until: int) -> bool:
-        """Run until PC == stop or T-states >= until; True if PC got there."""
+    def run_to(self, stop: int, until: int) -> bool:
+        """Run until PC == `stop` (NEVER: no address) or T-states >= `until`; True if PC got there.
+
+        At least one instruction runs when T-states < `until`, so this can be
+        called again from the address it stopped at.
+        """
         simulator = self.simulator
         if until <= self.tstates:
             return False
@@ -307,7 +329,7 @@ class Spectrum:
 
     def run(self, tstates: int) -> None:
         """Run for this many T-states."""
-        self._trace(NEVER, self.tstates + tstates)
+        self.run_to(NEVER, self.tstates + tstates)
 
     def run_frames(self, frames: int) -> None:
         self.run(frames * self.frame_duration)
@@ -321,16 +343,16 @@ class Spectrum:
         """
         deadline = self.tstates + max_tstates
         if isinstance(stop, int):
-            if not self._trace(stop, deadline):
+            if not self.run_to(stop, deadline):
                 raise SpectrumTimeout(f"PC did not reach {stop} in {max_tstates} T-states (PC={self.pc})"
-                                      + self._screen_dump())
+                                      + self.screen_dump())
             return
         step = check_every_frames * self.frame_duration
         while not stop(self):
             if self.tstates >= deadline:
                 raise SpectrumTimeout(f"condition not met in {max_tstates} T-states (PC={self.pc})"
-                                      + self._screen_dump())
-            self._trace(NEVER, min(deadline, self._frame_start(self.tstates) + step))
+                                      + self.screen_dump())
+            self.run_to(NEVER, min(deadline, self._frame_start(self.tstates) + step))
 
     def wait_for_text(self, pattern: str | re.Pattern, max_tstates: int) -> int:
         """Run until a screen line matches `pattern` (a regex, searched in each line).
@@ -354,16 +376,31 @@ class Spectrum:
     def _frame_start(self, tstates: int) -> int:
         return tstates - tstates % self.frame_duration
 
+    def schedule_keys(self, presses: list[frozenset[str]], hold_frames: int = HOLD_FRAMES,
+                      release_frames: int = RELEASE_FRAMES) -> list[int]:
+        """Arrange for each set of keys to be pressed in turn, without running.
+
+        Returns the T-state at which each press begins; the last is released
+        `hold_frames + release_frames` frames after its start.
+        """
+        frame = self.frame_duration
+        # Start at a frame boundary so each press spans exactly `hold_frames` interrupts,
+        # and `release_frames` after the last press so that the ROM sees a repeated key.
+        start = max(self._frame_start(self.tstates) + frame,
+                    self._frame_start(self.keyboard.last_release + release_frames * frame + frame - 1))
+        starts = []
+        for keys in presses:
+            self.keyboard.hold(keys, start, start + hold_frames * frame)
+            starts.append(start)
+            start += (hold_frames + release_frames) * frame
+        return starts
+
     def type_keys(self, presses: list[frozenset[str]], hold_frames: int = HOLD_FRAMES,
                   release_frames: int = RELEASE_FRAMES) -> None:
         """Press each set of keys in turn (held, then released) and run until done."""
-        frame = self.frame_duration
-        # start at a frame boundary so each press spans exactly `hold_frames` interrupts
-        start = max(self._frame_start(self.tstates) + frame, self._frame_start(self.keyboard.busy_until) + frame)
-        for keys in presses:
-            self.keyboard.hold(keys, start, start + hold_frames * frame)
-            start += (hold_frames + release_frames) * frame
-        self._trace(NEVER, start)
+        starts = self.schedule_keys(presses, hold_frames, release_frames)
+        if starts:
+            self.run_to(NEVER, starts[-1] + (hold_frames + release_frames) * self.frame_duration)
 
     def type_text(self, text: str) -> None:
         """Type `text` on the keyboard ('\\n' is ENTER; capitals use CAPS SHIFT, symbols SYMBOL SHIFT)."""
@@ -373,7 +410,8 @@ class Spectrum:
         """Type `text` and press ENTER."""
         self.type_text(text + "\n")
 
-    def _screen_dump(self) -> str:
+    def screen_dump(self) -> str:
+        """The screen's non-blank part as text for an error message (starts with a new line)."""
         lines = [line.rstrip() for line in self.screen_text()]
         while lines and not lines[-1]:
             lines.pop()
