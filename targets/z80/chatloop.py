@@ -22,6 +22,7 @@ from soulc.ir.chat import max_prompt_text
 from soulc.ir.program import Program
 
 MAX_LINE = 64       # characters a typed line may hold
+STEP_SYMBOLS = ("step", "STEP_TOKEN", "STEP_POS", "STEP_OUTPUT")    # what the compiled model defines
 
 
 def _defb(values) -> str:

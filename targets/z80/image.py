@@ -1,0 +1,91 @@
+"""The whole Z80 program as one assembly text, and its machine code.
+
+Layout: the cold part (entry jump, chat loop, machine I/O) at the start of the program's
+memory, which on the Spectrum is contended; the hot part (the compiled `step` and its
+routines and tables) at the start of fast memory; then every constant at the address the
+allocate pass gave it. Values and states need no bytes in the image: their memory is
+scratch, written before it is read.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from soulc.ir.program import Program
+
+from .assembler import Assembled, assemble
+from .chatloop import STEP_SYMBOLS, chat_loop_asm
+from .codegen import step_asm
+
+
+@dataclass(frozen=True)
+class Layout:
+    cold_start: int             # entry point: the chat loop and the machine's I/O
+    hot_start: int              # the step code, in the fastest memory
+
+
+@dataclass
+class Image:
+    asm: str
+    assembled: Assembled
+
+    @property
+    def entry(self) -> int:
+        return self.assembled.symbols["entry"]
+
+
+def label(name: str) -> str:
+    """An assembler label for an IR name (@l0.q -> c_l0_q, %l0.q -> v_l0_q)."""
+    prefix = "c_" if name.startswith("@") else "v_"
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name[1:])
+
+
+def cold_asm(program: Program, io_asm: str, title: str, reply_prefix: str) -> str:
+    return "entry:\n        JP chat_main\n" + chat_loop_asm(program, title, reply_prefix) + io_asm
+
+
+def data_asm(program: Program) -> str:
+    lines = []
+    for name, address in sorted(program.memory.items(), key=lambda item: item[1]):
+        if not name.startswith("@") or name[1:] not in program.consts:
+            continue
+        const = program.consts[name[1:]]
+        raw = const.data.astype(const.data.dtype.newbyteorder("<")).tobytes()
+        values = np.frombuffer(raw, np.uint8)
+        lines.append(f"        ORG 0x{address:04X}\n{label(name)}:")
+        lines += [f"        DEFB {','.join(map(str, values[i:i + 32]))}" for i in range(0, len(values), 32)]
+    return "\n".join(lines) + "\n"
+
+
+def image_asm(program: Program, layout: Layout, io_asm: str, title: str, reply_prefix: str) -> str:
+    return (f"; soulc: {title}\n"
+            f"        ORG 0x{layout.cold_start:04X}\n"
+            + cold_asm(program, io_asm, title, reply_prefix)
+            + "cold_end:\n"
+            + f"        ORG 0x{layout.hot_start:04X}\n"
+            + step_asm(program)
+            + "hot_end:\n"
+            + data_asm(program))
+
+
+def build_image(program: Program, layout: Layout, io_asm: str, title: str, reply_prefix: str) -> Image:
+    text = image_asm(program, layout, io_asm, title, reply_prefix)
+    return Image(text, assemble(text))
+
+
+def code_sizes(program: Program, io_asm: str, title: str, reply_prefix: str) -> tuple[int, int]:
+    """Bytes of the cold and hot code; they do not depend on where the data lies."""
+    placed = program.copy()
+    placed.memory = _anywhere(program)
+    outside = "".join(f"{name} EQU 0\n" for name in STEP_SYMBOLS)
+    cold = assemble("        ORG 0x8000\n" + cold_asm(program, io_asm, title, reply_prefix) + outside)
+    hot = assemble("        ORG 0x8000\n" + step_asm(placed))
+    return len(cold.code), len(hot.code)
+
+
+def _anywhere(program: Program) -> dict[str, int]:
+    names = [f"@{n}" for n in program.consts] + [f"@{n}" for n in program.states]
+    names += [f"%{op.result}" for op in program.body if op.result is not None]
+    return {name: 0x8000 for name in names}
