@@ -63,6 +63,7 @@ class Known:
     value: np.ndarray
     source: str                         # the initializer or node output it came from
     full: np.ndarray | None = None      # a 2-D table whose leading rows this is
+    full_source: str = ""               # where that table came from
 
 
 @dataclass
@@ -269,7 +270,7 @@ class Tracer:
         folded = []
         for name, out in zip(node.output, outputs):
             out = np.asarray(out)
-            folded.append(Known(out, name, _leading_rows(out, [a for a in args if a is not None])))
+            folded.append(Known(out, name, *_leading_rows(out, [a for a in args if a is not None])))
         return folded
 
     def _finish(self, output: str) -> Trace:
@@ -443,7 +444,7 @@ class Tracer:
             raise self.unsupported(f"adds a {pos.value.shape} constant to the token embedding {_shape(tok.axes)}")
         rows = pos.value.reshape(-1, width) if pos.value.size % width == 0 else None
         if pos.full is not None:
-            table, source = pos.full, pos.source
+            table, source = pos.full, pos.full_source
         elif rows is not None and rows.shape[0] == self.length and self.static:
             table, source = rows, pos.source
         else:
@@ -768,17 +769,19 @@ def _post_shift(scale: float) -> int | None:
     return 1 - exponent
 
 
-def _leading_rows(out: np.ndarray, inputs: list[Known]) -> np.ndarray | None:
-    """When `out` is the first rows of a 2-D float table among the inputs (or of its table), that table."""
+def _leading_rows(out: np.ndarray, inputs: list[Known]) -> tuple[np.ndarray | None, str]:
+    """When `out` is the first rows of a 2-D float table among the inputs (or of its table): that
+    table and where it came from."""
     if out.dtype.kind != "f" or out.ndim < 2 or any(n != 1 for n in out.shape[:-2]):
-        return None
+        return None, ""
     rows = out.reshape(out.shape[-2:])
     for k in inputs:
-        table = k.full if k.full is not None else k.value
-        if table.ndim == 2 and table.shape[1] == rows.shape[1] and rows.shape[0] <= table.shape[0] \
-                and np.array_equal(table[: rows.shape[0]], rows):
-            return table
-    return None
+        table, source = (k.full, k.full_source) if k.full is not None else (k.value, k.source)
+        if table.dtype.kind == "f" and table.ndim == 2 and table.shape[1] == rows.shape[1] \
+                and rows.shape[0] <= table.shape[0] \
+                and np.array_equal(table[: rows.shape[0]], rows, equal_nan=True):
+            return table, source
+    return None, ""
 
 
 def _output_of(graph) -> str:
