@@ -158,3 +158,80 @@ def test_cli_print_after_quantise_and_context(tmp_path):
     assert "context 12" in ir.stdout and "f32" not in ir.stdout
     chat = run_soulc("chat", path, "--context", "9", input="hello\nhey\n")
     assert chat.returncode == 0 and len(chat.stdout.splitlines()) == 2
+
+
+def test_local_functions_are_inlined(tmp_path):
+    """The TorchScript exporter can write modules as ONNX functions; the frontend inlines them."""
+    import contextlib
+    import io
+    import warnings
+
+    import onnx
+
+    from soulc.frontends.onnx_model import load_onnx
+    from soulc.frontends.tokenizer_json import tokenizer_from_json
+    from soulc.model import Block, RMSNorm
+    from soulc.passes.quantise import quantise
+    model = make_model(9, vocab=64, width=16, heads=2, layers=2, ffn=32, context=12)
+    path = tmp_path / "functions.onnx"
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 5, dtype=torch.long),), str(path), dynamo=False,
+                          input_names=["ids"], output_names=["logits"],
+                          dynamic_axes={"ids": {1: "T"}, "logits": {1: "T"}},
+                          export_modules_as_functions={RMSNorm, Block})
+    assert len(onnx.load(str(path)).functions) >= 2
+    program = quantise(load_onnx(path, tokenizer_from_json(seed_tokenizer(64))))
+    check_close(model, program, np.random.default_rng(9))
+
+
+def test_gemm_output_projection_against_onnxruntime(tmp_path):
+    """An output projection written as Reshape to 2-D, Gemm (transB, bias), Reshape back."""
+    ort = pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from soulc.frontends.onnx_model import load_onnx
+    from soulc.passes.quantise import quantise
+    model = make_model(11, vocab=64, width=16, heads=2, layers=1, ffn=32, context=12)
+    path = export(model, tmp_path / "m.onnx", seed_tokenizer(64), dynamo=False)
+    proto = onnx.load(str(path))
+    graph = proto.graph
+    inits = {i.name: i for i in graph.initializer}
+    index, matmul = next((i, n) for i, n in reversed(list(enumerate(graph.node))) if n.op_type == "MatMul")
+    weight = numpy_helper.to_array(inits[matmul.input[1]])                  # [width, vocab]
+    bias = np.random.default_rng(0).normal(0, 0.3, weight.shape[1]).astype(np.float32)
+    graph.initializer.extend([numpy_helper.from_array(weight.T.copy(), "gemm_w"),
+                              numpy_helper.from_array(bias, "gemm_b"),
+                              numpy_helper.from_array(np.array([-1, weight.shape[0]]), "flat_shape"),
+                              numpy_helper.from_array(np.array([1, -1, weight.shape[1]]), "back_shape")])
+    replacement = [helper.make_node("Reshape", [matmul.input[0], "flat_shape"], ["flat"], name="flatten"),
+                   helper.make_node("Gemm", ["flat", "gemm_w", "gemm_b"], ["gemm"], name="gemm", transB=1),
+                   helper.make_node("Reshape", ["gemm", "back_shape"], [matmul.output[0]], name="unflatten")]
+    graph.node.remove(matmul)
+    for offset, node in enumerate(replacement):
+        graph.node.insert(index + offset, node)
+    onnx.save(proto, str(path))
+    program = quantise(load_onnx(path))
+    assert "out_b" in program.consts
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    ids = [1, 7, 30, 12, 5, 40, 22, 9]
+    want = session.run(None, {"ids": np.array([ids], dtype=np.int64)})[0][0]
+    got = ir_logits(program, ids)
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < TOLERANCE
+
+
+def test_vocabulary_of_256(tmp_path):
+    from soulc.frontends.onnx_model import load_onnx
+    from soulc.passes.quantise import quantise
+    tokenizer = seed_tokenizer(39)                      # the specials and the 35 characters
+    chars = [t for t in tokenizer["vocab"] if len(t) == 1]
+    pairs = [(a, b) for a in chars for b in chars if a + b not in tokenizer["vocab"]]
+    for a, b in pairs[: 256 - len(tokenizer["vocab"])]:
+        tokenizer["vocab"][a + b] = len(tokenizer["vocab"])
+        tokenizer["merges"].append([a, b])
+    tokenizer["vocab_size"] = 256
+    model = make_model(13, vocab=256, width=16, heads=2, layers=1, ffn=32, context=12)
+    program = quantise(load_onnx(export(model, tmp_path / "v256.onnx", tokenizer, dynamo=False)))
+    assert program.settings.argmax == (4, 256) and program.consts["out"].type.shape == (256, 16)
+    check_close(model, program, np.random.default_rng(13))
