@@ -46,8 +46,19 @@ def load_onnx(path: str | Path, tokenizer: str | Path | Tokenizer | None = None,
     model = read_model(path)
     tok = model_tokenizer(model, tokenizer, where)
     ids, length, static = _ids_input(model, where)
-    decoder = match_decoder(trace(model, where, ids, length, static), where)
-    return build_program(decoder, tok, numerics, context, where)
+    try:
+        traced = trace(model, where, ids, length, static)
+    except SoulcError:
+        if static or length == 2:
+            raise
+        try:                # a position table or mask shorter than the length chosen: trace with 2
+            traced = trace(model, where, ids, 2, static)
+        except SoulcError:
+            pass
+        else:
+            return build_program(match_decoder(traced, where), tok, numerics, context, where)
+        raise
+    return build_program(match_decoder(traced, where), tok, numerics, context, where)
 
 
 def _first_line(e: Exception) -> str:

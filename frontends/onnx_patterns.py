@@ -265,7 +265,7 @@ class Tracer:
         try:
             outputs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
         except Exception as e:
-            raise SoulcError(f"{self.where}: cannot evaluate constant {self._node_text()}: "
+            raise SoulcError(f"{self.where}: cannot evaluate constant node '{self._node_name()}' ({node.op_type}): "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         folded = []
         for name, out in zip(node.output, outputs):

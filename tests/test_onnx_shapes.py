@@ -235,3 +235,13 @@ def test_vocabulary_of_256(tmp_path):
     program = quantise(load_onnx(export(model, tmp_path / "v256.onnx", tokenizer, dynamo=False)))
     assert program.settings.argmax == (4, 256) and program.consts["out"].type.shape == (256, 16)
     check_close(model, program, np.random.default_rng(13))
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+def test_context_shorter_than_the_traced_length(tmp_path, dynamo):
+    """A position table of 4 rows, shorter than the length the frontend first traces with."""
+    from soulc.frontends.onnx_model import load_onnx
+    from soulc.passes.quantise import quantise
+    model = make_model(17, vocab=64, width=8, heads=2, layers=1, ffn=4, context=4)
+    path = export(model, tmp_path / "tiny.onnx", seed_tokenizer(64), dynamo=dynamo, length=3)
+    check_close(model, quantise(load_onnx(path)), np.random.default_rng(17))
