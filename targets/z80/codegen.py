@@ -1,0 +1,227 @@
+"""codegen: a step-form Program whose memory is placed -> the Z80 assembly of `step`.
+
+`step_asm(program)` returns the hot code: the cells STEP_TOKEN, STEP_POS, STEP_OUTPUT
+(bytes), the `step` subroutine, the op routines it calls, the shared arithmetic and the
+page-aligned table G (runtime_math.py). `step` computes one position:
+
+    in:  STEP_TOKEN = token id, STEP_POS = position (0-based), STEP_OUTPUT = 0 or not
+    out: when STEP_OUTPUT != 0, A = the next token id (argmax); otherwise the ops that only
+         feed the output (after the last KV-cache store) are skipped and A is undefined.
+    It runs with interrupts disabled (the matrix code reads weights with POP) and enables
+    them on return; IY and the alternate registers are preserved (the ROM relies on them).
+
+Every op is a CALL to a routine followed by an inline parameter block (see ops/*.py).
+Values are int16 little-endian, scores int32 [heads, context], softmax weights u8 [heads,
+context], as in the interpreter; states are int16 [context, width].
+
+Constants are not emitted here (the image places them), but some are stored in this
+backend's own form: `const_bytes(program)` gives the bytes every constant must hold.
+A matvec weight becomes the stream of ops/matvec.py (w + 128 per weight, padded columns,
+a 32-bit constant per row into which the bias is folded); a bias used only by matvecs needs
+no bytes; all else is the tensor's little-endian bytes. Labels: @name -> c_name, %name ->
+v_name (non-alphanumerics become _), as image.label does.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from soulc.errors import SoulcError
+from soulc.ir.program import Op, Program
+
+from .ops import add, argmax, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store
+from .runtime_math import gtable_asm, math_asm
+
+UNROLL = 32         # columns in the unrolled matvec loop: wider matrices go in chunks
+
+
+def label(name: str) -> str:
+    prefix = "c_" if name.startswith("@") else "v_"
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name[1:])
+
+
+@dataclass(frozen=True)
+class MatvecUse:
+    weight: str
+    bias: str | None
+
+
+def matvec_uses(program: Program) -> dict[str, MatvecUse]:
+    """Weight const -> how matvecs use it; one bias per weight (the stream holds it)."""
+    uses: dict[str, MatvecUse] = {}
+    for op in program.body:
+        if op.opcode != "matvec":
+            continue
+        weight = op.args[0][1:]
+        bias = op.args[2][1:] if len(op.args) == 3 else None
+        use = MatvecUse(weight, bias)
+        if uses.get(weight, use) != use:
+            raise SoulcError(f"@{weight} is used by matvecs with different biases; the Z80 backend "
+                             "folds one bias into the weights")
+        uses[weight] = use
+    return uses
+
+
+def const_bytes(program: Program, unroll: int = UNROLL) -> dict[str, bytes]:
+    """The bytes each constant occupies in memory for this backend (empty: not needed)."""
+    uses = matvec_uses(program)
+    biases = {u.bias for u in uses.values() if u.bias}
+    other_reads = {a[1:] for op in program.body if op.opcode != "matvec" for a in op.args if a.startswith("@")}
+    out = {}
+    for name, const in program.consts.items():
+        if name in uses:
+            bias = uses[name].bias
+            out[name] = matvec.encode_weights(const.data, None if bias is None else program.consts[bias].data,
+                                              unroll)
+        elif name in biases and name not in other_reads:
+            out[name] = b""
+        else:
+            data = const.data
+            out[name] = data.astype(data.dtype.newbyteorder("<")).tobytes()
+    return out
+
+
+def _output_only(program: Program) -> list[bool]:
+    """For each op: does only the output (argmax) need it, not any KV-cache store?"""
+    needed: set[str] = set()
+    for op in reversed(program.body):
+        if op.opcode == "store" or (op.result is not None and op.result in needed):
+            needed.update(a[1:] for a in op.args if a.startswith("%"))
+    last_store = max((i for i, op in enumerate(program.body) if op.opcode == "store"), default=-1)
+    return [i > last_store and op.opcode != "store" and (op.result is None or op.result not in needed)
+            for i, op in enumerate(program.body)]
+
+
+class _Routines:
+    """Collects the op routines a program needs, generated once each."""
+
+    def __init__(self, program: Program, unroll: int):
+        self.program = program
+        self.unroll = unroll
+        self.used: set[str] = set()
+        self.embeds: dict[tuple, int] = {}
+        self.softmaxes: dict[tuple, int] = {}
+        self.matvec_shifts: set[int] = set()
+        self.part_rows = 0
+
+    def call(self, op: Op) -> str:
+        p, code, a = self.program, op.opcode, op.args
+        types = {**p.value_types(), **{f"{n}": c.type for n, c in p.consts.items()}}
+
+        def typ(arg):
+            name = arg[1:]
+            if arg.startswith("@"):
+                return p.consts[name].type if name in p.consts else p.states[name].type
+            return types[name]
+
+        ref = [label(x) for x in a]
+        out = label("%" + op.result) if op.result is not None else None
+        self.used.add(code)
+        if code == "embed":
+            te, pe = p.consts[a[0][1:]], p.consts[a[1][1:]]
+            key = (te.type.shape[1], te.shift, pe.shift)
+            index = self.embeds.setdefault(key, len(self.embeds))
+            return embed.call_asm(index, ref[0], ref[1], out)
+        if code == "rmsnorm":
+            gain = p.consts[a[1][1:]]
+            return rmsnorm.call_asm(ref[0], ref[1], out, typ(a[0]).shape[0], gain.shift)
+        if code == "matvec":
+            weight = p.consts[a[0][1:]]
+            rows, cols = weight.type.shape
+            shift = weight.shift + op.attrs.get("post", 0)
+            self.matvec_shifts.add(shift)
+            if len(matvec.plan(rows, cols, self.unroll).widths) > 1:
+                self.part_rows = max(self.part_rows, rows)
+            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, self.unroll)
+        if code == "relu":
+            return relu.call_asm(ref[0], out, typ(a[0]).shape[0])
+        if code == "add":
+            return add.call_asm(ref[0], ref[1], out, typ(a[0]).shape[0])
+        if code == "store":
+            return store.call_asm(ref[0], ref[1], 2 * typ(a[0]).shape[1])
+        if code == "scores":
+            width = typ(a[0]).shape[0]
+            heads = op.attrs["heads"]
+            return scores.call_asm(ref[0], ref[1], out, heads, width // heads, 2 * width, p.settings.context)
+        if code == "softmax_lut":
+            key = (op.attrs["shift"], typ(a[0]).shape[1])
+            index = self.softmaxes.setdefault(key, len(self.softmaxes))
+            heads = typ(a[0]).shape[0]
+            return softmax_lut.call_asm(index, ref[0], ref[1], out, heads, typ(a[1]).shape[0])
+        if code == "mix":
+            heads = op.attrs["heads"]
+            width = typ(a[1]).shape[1]
+            return mix.call_asm(ref[0], ref[1], out, heads, width // heads, 2 * width, p.settings.context)
+        if code == "argmax":
+            lo, hi = p.settings.argmax
+            return argmax.call_asm(ref[0], lo, hi) + "        LD (STEP_NEXT),A\n"
+        raise SoulcError(f"the Z80 backend has no code for op {code}")
+
+    def routines(self) -> str:
+        text = []
+        if "matvec" in self.used:
+            text.append(matvec.kernel_asm(self.unroll, self.matvec_shifts, self.part_rows))
+        for key, index in self.embeds.items():
+            text.append(embed.routine_asm(index, *key))
+        for (shift, context), index in self.softmaxes.items():
+            text.append(softmax_lut.routine_asm(index, shift, context))
+        simple = {"rmsnorm": rmsnorm, "relu": relu, "add": add, "store": store, "scores": scores,
+                  "mix": mix, "argmax": argmax}
+        for code, module in simple.items():
+            if code in self.used:
+                text.append(module.routine_asm())
+        return "".join(text)
+
+
+def _symbols(program: Program) -> str:
+    """EQUs for the states and values; constants get their labels where the image puts them."""
+    lines = []
+    for name, address in sorted(program.memory.items()):
+        if name.startswith("@") and name[1:] in program.consts:
+            continue
+        lines.append(f"{label(name)} EQU 0x{address:04X}\n")
+    return "".join(lines)
+
+
+def step_asm(program: Program, unroll: int = UNROLL) -> str:
+    if program.form != "step":
+        raise SoulcError("the Z80 backend compiles the step form (run the kv_cache pass first)")
+    missing = [n for n in [f"@{c}" for c in program.states] + [f"%{op.result}" for op in program.body
+                                                               if op.result is not None]
+               if n not in program.memory]
+    if missing:
+        raise SoulcError(f"no address for {', '.join(missing[:5])}: run the allocate pass first")
+    routines = _Routines(program, unroll)
+    output_only = _output_only(program)
+    body = []
+    skipping = False
+    for op, only_output in zip(program.body, output_only):
+        if only_output and not skipping:
+            body.append("        LD A,(STEP_OUTPUT)\n        OR A\n        JP Z,step_done\n")
+            skipping = True
+        body.append(f"        ; {op.opcode} {', '.join(op.args)}" + (f" -> %{op.result}" if op.result else "") + "\n")
+        body.append(routines.call(op))
+    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}"
+            "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\nSTEP_OUTPUT: DEFB 0\nSTEP_NEXT: DEFB 0\n"
+            "step:\n"
+            "        DI\n"
+            "        PUSH IY\n"
+            "        EXX\n        PUSH BC\n        PUSH DE\n        PUSH HL\n        EXX\n"
+            "        EX AF,AF'\n        PUSH AF\n        EX AF,AF'\n"
+            + "".join(body) +
+            "step_done:\n"
+            "        EX AF,AF'\n        POP AF\n        EX AF,AF'\n"
+            "        EXX\n        POP HL\n        POP DE\n        POP BC\n        EXX\n"
+            "        POP IY\n"
+            "        LD A,(STEP_NEXT)\n"
+            "        EI\n"
+            "        RET\n"
+            + routines.routines() + math_asm() + gtable_asm())
+
+
+def unused_for_data(program: Program) -> set[str]:
+    """Constants this backend never reads (biases folded into their matvec's weights)."""
+    return {name for name, data in const_bytes(program).items() if not data}
+
+
+__all__ = ["step_asm", "const_bytes", "label", "UNROLL", "unused_for_data"]

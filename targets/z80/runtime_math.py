@@ -1,0 +1,292 @@
+"""Arithmetic shared by the Z80 op routines: the table of half squares and helper subroutines.
+
+The one table, G, holds g(s) = s(s+1)/2 for s = -256..255 as 16-bit entries, indexed by
+k = s + 256 (0..511): low bytes in the two pages from GTAB, high bytes in the two pages
+after them, so `GTAB + k` addresses the low byte and `GTAB + 512 + k` the high byte, and a
+9-bit index is formed by one 16-bit ADD. Every entry fits in 15 bits (max 32640).
+
+g turns products into sums: g(a + b) = g(a) + g(b) + a*b, exactly, with no rounding and no
+division. Signed bytes a, b are kept in offset form A = a + 128 (a two's complement byte
+with its top bit flipped; an unsigned byte u is the offset form of u - 128), so that
+g(a + b) = G[A + B], g(a) = G[A + 128]. A dot product sum(a_i * b_i) is then
+sum G[A_i + B_i] - sum g(a_i) - sum g(b_i): one lookup per product, the rest per operand.
+
+Helper subroutines (registers named are inputs; all others may be clobbered unless said):
+  m_mul16s   signed HL * signed DE -> DE:HL (high word in DE), 32-bit.  Keeps IX, IY.
+  m_mul16u   unsigned HL * unsigned DE -> DE:HL.                      Keeps IX, IY.
+  m_div32    unsigned DE:HL / BC -> DE:HL quotient, BC remainder (BC > 0).  Keeps IX, IY.
+  m_div16q   unsigned DE:HL / BC -> HL quotient, DE remainder, when DE < BC (the quotient fits
+             16 bits); 16 steps.  Keeps IX, IY.
+  m_isqrt    floor(sqrt(DE:HL)) -> HL, for DE:HL < 2^30.  Keeps IX, IY.
+  m_neg32    DE:HL = -DE:HL.
+  m_sat32    HL = sat16(DE:HL).
+  m_add32    (IX) += DE:HL, the 32-bit little-endian value at IX.  Keeps IX, IY.
+The multiplies are shift-and-add (unrolled); they serve the per-element ops (rmsnorm), not
+the matrix products, which use G.
+"""
+from __future__ import annotations
+
+GTAB = "soul_gtab"
+
+
+def g(s: int) -> int:
+    return s * (s + 1) // 2
+
+
+def gtable_values() -> list[int]:
+    """G[k] = g(k - 256) for k = 0..511."""
+    return [g(k - 256) for k in range(512)]
+
+
+def defb_lines(values, per_line: int = 16) -> str:
+    values = [v & 0xFF for v in values]
+    return "".join("        DEFB " + ",".join(str(v) for v in values[i:i + per_line]) + "\n"
+                   for i in range(0, len(values), per_line))
+
+
+def gtable_asm() -> str:
+    """The G table, page-aligned (4 pages: low bytes of k = 0..511, then high bytes)."""
+    values = gtable_values()
+    return ("        DEFS (256 - ($ & 255)) & 255   ; G must start on a page\n"
+            f"{GTAB}:\n"
+            + defb_lines([v & 0xFF for v in values])
+            + defb_lines([v >> 8 for v in values]))
+
+
+def _mul16u_body(label: str) -> str:
+    """DE:HL = HL * DE (unsigned): DE shifts out its bits as the high word shifts in."""
+    steps = []
+    for i in range(16):
+        steps.append(f"""        ADD HL,HL
+        RL E
+        RL D
+        JR NC,{label}_{i}
+        ADD HL,BC
+        JR NC,{label}_{i}
+        INC DE
+{label}_{i}:
+""")
+    return f"""        LD B,H
+        LD C,L
+        LD HL,0
+{''.join(steps)}        RET
+"""
+
+
+def math_asm() -> str:
+    """The helper subroutines (assembly text)."""
+    return f"""
+; ---- shared arithmetic (targets/z80/runtime_math.py) ----
+m_mul16s:                       ; DE:HL = HL * DE, signed
+        LD A,H
+        XOR D
+        PUSH AF                 ; sign of the product in bit 7
+        BIT 7,H
+        JR Z,m_mul16s_a
+        XOR A
+        SUB L
+        LD L,A
+        SBC A,A
+        SUB H
+        LD H,A
+m_mul16s_a:
+        BIT 7,D
+        JR Z,m_mul16s_b
+        XOR A
+        SUB E
+        LD E,A
+        SBC A,A
+        SUB D
+        LD D,A
+m_mul16s_b:
+        CALL m_mul16u
+        POP AF
+        RET P
+m_neg32:                        ; DE:HL = -DE:HL
+        XOR A
+        SUB L
+        LD L,A
+        LD A,0
+        SBC A,H
+        LD H,A
+        LD A,0
+        SBC A,E
+        LD E,A
+        LD A,0
+        SBC A,D
+        LD D,A
+        RET
+
+m_sat32:                        ; HL = sat16(DE:HL)
+        LD A,H
+        RLA
+        SBC A,A                 ; the sign of the low word
+        CP E
+        JR NZ,m_sat32_out
+        CP D
+        RET Z
+m_sat32_out:
+        LD HL,32767
+        BIT 7,D
+        RET Z
+        INC HL
+        RET
+
+m_add32:                        ; (IX..IX+3) += DE:HL
+        LD A,(IX+0)
+        ADD A,L
+        LD (IX+0),A
+        LD A,(IX+1)
+        ADC A,H
+        LD (IX+1),A
+        LD A,(IX+2)
+        ADC A,E
+        LD (IX+2),A
+        LD A,(IX+3)
+        ADC A,D
+        LD (IX+3),A
+        RET
+
+m_mul16u:                       ; DE:HL = HL * DE, unsigned
+{_mul16u_body("m_mul16u")}
+m_div32:                        ; DE:HL = DE:HL / BC, BC = remainder (unsigned)
+        PUSH BC
+        EXX
+        POP BC                  ; BC' = divisor
+        LD HL,0                 ; HL' = remainder
+        EXX
+        LD A,32
+m_div32_loop:
+        ADD HL,HL               ; shift the dividend left, its top bit into the remainder
+        RL E
+        RL D
+        EXX
+        ADC HL,HL
+        JR C,m_div32_big        ; 17 bits: certainly >= the divisor
+        SBC HL,BC               ; (carry clear)
+        JR NC,m_div32_one
+        ADD HL,BC
+        EXX
+        DEC A
+        JR NZ,m_div32_loop
+        JR m_div32_done
+m_div32_big:
+        OR A
+        SBC HL,BC
+m_div32_one:
+        EXX
+        INC L                   ; the quotient bit (bit 0 is 0 after the shift)
+        DEC A
+        JR NZ,m_div32_loop
+m_div32_done:
+        EXX
+        PUSH HL
+        EXX
+        POP BC
+        RET
+
+m_div16q:                       ; HL = DE:HL / BC, DE = remainder, when DE < BC (unsigned)
+        LD A,16
+m_div16q_loop:
+        ADD HL,HL               ; shift DE:HL left; quotient bits enter at bit 0 of HL
+        EX DE,HL
+        ADC HL,HL
+        JR C,m_div16q_big       ; the remainder reached 17 bits: it exceeds BC
+        SBC HL,BC               ; (carry is clear here)
+        JR NC,m_div16q_one
+        ADD HL,BC               ; undo
+        EX DE,HL
+        DEC A
+        JR NZ,m_div16q_loop
+        RET
+m_div16q_big:
+        OR A
+        SBC HL,BC
+m_div16q_one:
+        EX DE,HL
+        INC L
+        DEC A
+        JR NZ,m_div16q_loop
+        RET
+
+m_isqrt:                        ; HL = floor(sqrt(DE:HL)), DE:HL < 2^30
+        LD (m_sq_n),HL
+        LD (m_sq_n+2),DE
+        LD HL,0
+        LD (m_sq_r),HL
+        LD (m_sq_r+2),HL
+        LD (m_sq_b),HL
+        LD HL,16384
+        LD (m_sq_b+2),HL        ; bit = 2^30
+m_isqrt_loop:
+        LD HL,(m_sq_r)          ; t = root + bit
+        LD DE,(m_sq_b)
+        ADD HL,DE
+        LD (m_sq_t),HL
+        LD HL,(m_sq_r+2)
+        LD DE,(m_sq_b+2)
+        ADC HL,DE
+        LD (m_sq_t+2),HL
+        LD HL,(m_sq_n)          ; n - t
+        LD DE,(m_sq_t)
+        OR A
+        SBC HL,DE
+        EX DE,HL
+        LD HL,(m_sq_n+2)
+        LD A,(m_sq_t+2)
+        LD C,A
+        LD A,(m_sq_t+3)
+        LD B,A
+        SBC HL,BC
+        JR C,m_isqrt_small
+        LD (m_sq_n),DE          ; n -= t
+        LD (m_sq_n+2),HL
+        CALL m_isqrt_half       ; root >>= 1
+        LD HL,(m_sq_r)          ; root += bit
+        LD DE,(m_sq_b)
+        ADD HL,DE
+        LD (m_sq_r),HL
+        LD HL,(m_sq_r+2)
+        LD DE,(m_sq_b+2)
+        ADC HL,DE
+        LD (m_sq_r+2),HL
+        JR m_isqrt_next
+m_isqrt_small:
+        CALL m_isqrt_half
+m_isqrt_next:
+        LD HL,(m_sq_b)          ; bit >>= 2
+        LD DE,(m_sq_b+2)
+        SRL D
+        RR E
+        RR H
+        RR L
+        SRL D
+        RR E
+        RR H
+        RR L
+        LD (m_sq_b),HL
+        LD (m_sq_b+2),DE
+        LD A,(m_sq_cnt)
+        DEC A
+        LD (m_sq_cnt),A
+        JR NZ,m_isqrt_loop
+        LD A,16
+        LD (m_sq_cnt),A
+        LD HL,(m_sq_r)
+        RET
+m_isqrt_half:                   ; root >>= 1
+        LD HL,(m_sq_r)
+        LD DE,(m_sq_r+2)
+        SRL D
+        RR E
+        RR H
+        RR L
+        LD (m_sq_r),HL
+        LD (m_sq_r+2),DE
+        RET
+m_sq_n: DEFS 4
+m_sq_r: DEFS 4
+m_sq_b: DEFS 4
+m_sq_t: DEFS 4
+m_sq_cnt: DEFB 16
+"""
