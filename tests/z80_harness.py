@@ -73,3 +73,78 @@ def linear_addresses(sizes: dict[str, int], start: int, align: dict[str, int] | 
     if cursor > 0x10000:
         raise ValueError(f"test layout overflows memory: ends at 0x{cursor:X}")
     return addresses
+
+
+def profile_step(machine: Machine, symbols: dict[str, int], program) -> list[tuple[str, int]]:
+    """T-states of each op of one call of `step` (labels step_op<i> mark the ops)."""
+    regs = machine.sim.registers
+    sp = STACK_TOP - 2
+    machine.memory[sp] = STOP & 0xFF
+    machine.memory[sp + 1] = STOP >> 8
+    regs[SP] = sp
+    regs[T] = 0
+    regs[PC] = symbols["step"]
+    marks = [symbols[f"step_op{i}"] for i in range(len(program.body) + 1)]
+    costs, last = [], 0
+    for i, op in enumerate(program.body):
+        if regs[PC] == STOP:
+            break
+        if regs[PC] != marks[i + 1]:
+            machine.sim.run(regs[PC], marks[i + 1])
+        costs.append((f"{op.opcode} {op.result or op.args[0]}", regs[T] - last))
+        last = regs[T]
+        if regs[PC] != marks[i + 1]:
+            break
+    return costs
+
+
+def build_step_machine(program, unroll: int | None = None, code_start: int = 0x6000):
+    """Lays out a step-form program (code, then constants in the backend's encoding, states,
+    the shared value arena), assembles `step` and loads everything. Returns (machine,
+    symbols, placed program)."""
+    from soulc.passes.allocate import arena_offsets
+    from soulc.targets.z80 import codegen
+
+    kwargs = {} if unroll is None else {"unroll": unroll}
+    data = codegen.const_bytes(program, **kwargs)
+    offsets, arena = arena_offsets(program, lambda name: 1)
+
+    def layout(start):
+        memory, cursor = {}, start
+        for name, blob in data.items():
+            if blob:
+                memory[f"@{name}"] = cursor
+                cursor += len(blob)
+        for name, state in program.states.items():
+            memory[f"@{name}"] = cursor
+            cursor += state.type.nbytes
+        for name, offset in offsets.items():
+            memory[f"%{name}"] = cursor + offset
+        return memory, cursor + arena
+
+    def source(placed):
+        consts = "".join(f"{codegen.label(n)} EQU 0x{a:04X}\n" for n, a in placed.memory.items()
+                         if n.startswith("@") and n[1:] in program.consts)
+        return codegen.step_asm(placed, **kwargs) + consts
+
+    placed = program.copy()
+    placed.memory, _ = layout(code_start)
+    code_end = assemble(f"        ORG 0x{code_start:04X}\n" + source(placed)).end
+    placed.memory, end = layout(code_end)
+    if end > 0x10000:
+        raise ValueError(f"the program needs memory up to 0x{end:X}")
+    machine = Machine()
+    symbols = machine.assemble_at(source(placed), code_start)
+    for name, blob in data.items():
+        if blob:
+            machine.load(placed.memory[f"@{name}"], blob)
+    return machine, symbols, placed
+
+
+def run_step(machine: Machine, symbols: dict[str, int], token: int, pos: int, output: bool = True) -> tuple[int, int]:
+    """One call of `step`: (A on return, T-states)."""
+    machine.memory[symbols["STEP_TOKEN"]] = token
+    machine.memory[symbols["STEP_POS"]] = pos
+    machine.memory[symbols["STEP_OUTPUT"]] = int(output)
+    t = machine.call(symbols["step"])
+    return machine.sim.registers[0], t

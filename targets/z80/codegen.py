@@ -195,11 +195,11 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
     output_only = _output_only(program)
     body = []
     skipping = False
-    for op, only_output in zip(program.body, output_only):
+    for index, (op, only_output) in enumerate(zip(program.body, output_only)):
         if only_output and not skipping:
             body.append("        LD A,(STEP_OUTPUT)\n        OR A\n        JP Z,step_done\n")
             skipping = True
-        body.append(f"        ; {op.opcode} {', '.join(op.args)}" + (f" -> %{op.result}" if op.result else "") + "\n")
+        body.append(f"step_op{index}:\n        ; {op.opcode} {', '.join(op.args)}" + (f" -> %{op.result}" if op.result else "") + "\n")
         body.append(routines.call(op))
     return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}"
             "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\nSTEP_OUTPUT: DEFB 0\nSTEP_NEXT: DEFB 0\n"
@@ -209,6 +209,7 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
             "        EXX\n        PUSH BC\n        PUSH DE\n        PUSH HL\n        EXX\n"
             "        EX AF,AF'\n        PUSH AF\n        EX AF,AF'\n"
             + "".join(body) +
+            f"step_op{len(program.body)}:\n"
             "step_done:\n"
             "        EX AF,AF'\n        POP AF\n        EX AF,AF'\n"
             "        EXX\n        POP HL\n        POP DE\n        POP BC\n        EXX\n"

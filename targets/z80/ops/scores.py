@@ -61,8 +61,6 @@ sc_dim:
         INC HL
         LD H,(HL)
         LD L,A
-        INC HL                          ; (sc_qp += 2 below)
-        DEC HL
         CALL m_mul16s
         LD IX,sc_acc
         CALL m_add32
