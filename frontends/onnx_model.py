@@ -7,7 +7,10 @@ that does not depend on the ids (onnx_patterns.py), and map what was found onto 
 
 I/O convention: one input, the token ids (int64 or int32, [1, T]); the output `logits`
 ([1, T, vocab]). The tokenizer comes from --tokenizer, else from the model's metadata
-(`soulc.tokenizer`, the JSON of a tokenizer.json).
+(`soulc.tokenizer`, the JSON of a tokenizer.json). The chat settings come from the metadata
+`soulc.settings` when the model has it (JSON: any of context, argmax [lo, hi], stop, prompt_prefix,
+prompt_suffix as token ids, max_reply; `soulc train` writes it), else the seed's defaults;
+--context still overrides the context.
 
 Numerics: "calibrated" leaves each attention's softmax as its float scale, for quantise to
 build a table for; "soulplayer" uses the seed's table and shift 14 instead, as Soul Player does.
@@ -34,6 +37,7 @@ from .tokenizer_json import load_tokenizer, special_id, tokenizer_from_json
 
 OPSETS = range(17, 24)
 TOKENIZER_KEY = "soulc.tokenizer"
+SETTINGS_KEY = "soulc.settings"
 NUMERICS = ("calibrated", "soulplayer")
 BLOCK_WEIGHTS = ("q", "k", "v", "proj", "fc1", "fc2")
 
@@ -45,6 +49,7 @@ def load_onnx(path: str | Path, tokenizer: str | Path | Tokenizer | None = None,
         raise SoulcError(f"--numerics {numerics}: use one of {', '.join(NUMERICS)}")
     model = read_model(path)
     tok = model_tokenizer(model, tokenizer, where)
+    settings = model_settings(model, where)
     ids, length, static = _ids_input(model, where)
     try:
         traced = trace(model, where, ids, length, static)
@@ -56,9 +61,9 @@ def load_onnx(path: str | Path, tokenizer: str | Path | Tokenizer | None = None,
         except SoulcError:
             pass
         else:
-            return build_program(match_decoder(traced, where), tok, numerics, context, where)
+            return build_program(match_decoder(traced, where), tok, numerics, context, where, settings)
         raise
-    return build_program(match_decoder(traced, where), tok, numerics, context, where)
+    return build_program(match_decoder(traced, where), tok, numerics, context, where, settings)
 
 
 def _first_line(e: Exception) -> str:
@@ -117,6 +122,46 @@ def model_tokenizer(model: onnx.ModelProto, tokenizer, where: str) -> Tokenizer:
                      "pass --tokenizer tokenizer.json")
 
 
+def model_settings(model: onnx.ModelProto, where: str) -> dict | None:
+    """The parsed `soulc.settings` metadata, or None when the model has none."""
+    for prop in model.metadata_props:
+        if prop.key == SETTINGS_KEY:
+            try:
+                data = json.loads(prop.value)
+            except json.JSONDecodeError as e:
+                raise SoulcError(f"{where}: the metadata {SETTINGS_KEY} is not valid JSON: {e}") from None
+            if not isinstance(data, dict):
+                raise SoulcError(f"{where}: the metadata {SETTINGS_KEY} is not a JSON object")
+            return data
+    return None
+
+
+def _apply_settings(settings: Settings, data: dict, vocab: int, where: str) -> Settings:
+    where = f"{where}: metadata {SETTINGS_KEY}"
+    fields = {"argmax": 2, "stop": None, "prompt_prefix": None, "prompt_suffix": None}
+    for key, value in data.items():
+        if key == "context":
+            continue
+        if key == "max_reply":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise SoulcError(f"{where}: max_reply must be a count of tokens (0: no limit), not {value!r}")
+            settings.max_reply = value
+        elif key in fields:
+            top = vocab if key == "argmax" else vocab - 1
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                                      and 0 <= v <= top for v in value) \
+                    or (fields[key] and len(value) != fields[key]):
+                raise SoulcError(f"{where}: {key} must be a list of token ids of the vocabulary of {vocab}"
+                                 + (" ([lo, hi]: argmax chooses from lo to hi - 1)" if key == "argmax" else ""))
+            if key == "argmax" and not 0 <= value[0] < value[1] <= vocab:
+                raise SoulcError(f"{where}: argmax {value} is not a range [lo, hi) within 0..{vocab}")
+            setattr(settings, key, tuple(value))
+        else:
+            raise SoulcError(f"{where}: unknown setting {key!r}; the settings are context, argmax, stop, "
+                             "prompt_prefix, prompt_suffix, max_reply")
+    return settings
+
+
 def _ids_input(model: onnx.ModelProto, where: str) -> tuple[str, int, bool]:
     """The ids input's name, the length to trace with, and whether that length is fixed."""
     graph = model.graph
@@ -156,13 +201,19 @@ def _unusual_length(model: onnx.ModelProto) -> int:
     return next(n for n in range(3, 10**6) if n not in seen)
 
 
-def build_program(d: Decoder, tokenizer: Tokenizer, numerics: str, context: int | None, where: str) -> Program:
+def build_program(d: Decoder, tokenizer: Tokenizer, numerics: str, context: int | None, where: str,
+                  settings: dict | None = None) -> Program:
     vocab = len(tokenizer.tokens)
     te_rows, out_rows = d.consts["te"].shape[0], d.consts["out"].shape[0]
     if te_rows != vocab or out_rows != vocab:
         raise SoulcError(f"{where}: the model's embedding has {te_rows} rows and its output {out_rows} logits, "
                          f"but the tokenizer has {vocab} tokens: pass the tokenizer this model was trained with")
     rows = d.consts["pe"].shape[0]
+    if context is None and settings and "context" in settings:
+        context = settings["context"]
+        if not isinstance(context, int) or isinstance(context, bool) or not 2 <= context <= rows:
+            raise SoulcError(f"{where}: metadata {SETTINGS_KEY}: context {context!r}: the model's position "
+                             f"table has {rows} rows; use a context of 2 to {rows}")
     if context is None:
         context = rows
     elif not 2 <= context <= rows:
@@ -194,7 +245,10 @@ def build_program(d: Decoder, tokenizer: Tokenizer, numerics: str, context: int 
     order = [a[1:] for op in body for a in op.args if a[1:] in program_consts and not a.endswith("lut")]
     order += [name for name in program_consts if name.endswith("lut")]
     program_consts = {name: program_consts[name] for name in dict.fromkeys(order)}
-    program = Program(_settings(tokenizer, context, where), tokenizer, program_consts, {}, "seq", body)
+    chat = _settings(tokenizer, context, where)
+    if settings:
+        chat = _apply_settings(chat, settings, vocab, where)
+    program = Program(chat, tokenizer, program_consts, {}, "seq", body)
     try:
         return verify(program)
     except SoulcError as e:
