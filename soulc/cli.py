@@ -3,6 +3,7 @@
     soulc MODEL [options]          compile (or, without --target, emit the IR)
     soulc chat MODEL [options]     chat on the host, on the reference interpreter
     soulc run TAPE --prompt TEXT   run a compiled tape in the emulator and print the replies
+    soulc train CORPUS -o M.onnx   train a soul on a corpus (needs PyTorch: soulc[train])
 
 Every user-facing failure is one line `soulc: error: ...` on stderr and exit status 2.
 """
@@ -14,7 +15,7 @@ import sys
 
 from .errors import SoulcError
 
-COMMANDS = ("chat", "run")
+COMMANDS = ("chat", "run", "train")
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,8 @@ def compile_parser() -> argparse.ArgumentParser:
         prog="soulc",
         description="Compile a tiny transformer for an 8-bit home computer.",
         epilog="Other commands: 'soulc chat MODEL' chats on the host; "
-               "'soulc run TAPE --prompt TEXT' runs a tape in the emulator. "
+               "'soulc run TAPE --prompt TEXT' runs a tape in the emulator; "
+               "'soulc train CORPUS -o MODEL.onnx' trains a soul. "
                "Each has its own --help.")
     _model_options(p)
     p.add_argument("--target", metavar="NAME", help="the machine to compile for (see --list-targets); "
@@ -49,6 +51,10 @@ def compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--quant-report", action="store_true",
                    help="for an ONNX model: run the float graph (onnxruntime) and the quantised IR on a few "
                         "prompts and report shifts, saturation and next-token agreement, then exit")
+    p.add_argument("--corpus", metavar="FILE",
+                   help="with --quant-report: also measure over this corpus (<SEP>input<SEP>response<SEP> "
+                        "lines): teacher-forced integer = float next token on the responses, and the share "
+                        "of inputs whose integer reply is exactly the float one")
     return p
 
 
@@ -69,6 +75,35 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("tape", metavar="TAPE", help="a .tap made by soulc")
     p.add_argument("--prompt", action="append", default=[], metavar="TEXT", help="a prompt to type; may repeat")
     p.add_argument("--machine", choices=("48", "128"), help="the Spectrum to emulate (default: from the tape)")
+    return p
+
+
+def train_parser() -> argparse.ArgumentParser:
+    from .train import DEFAULTS as d
+    p = argparse.ArgumentParser(
+        prog="soulc train",
+        description="Train a soul on a corpus: a BPE tokenizer, then a decoder trained for soulc's "
+                    "fixed-point numbers (quantisation-aware), written as one ONNX file that soulc "
+                    "compiles as it is. Needs PyTorch (pip install 'soulc[train]').")
+    p.add_argument("corpus", metavar="CORPUS", help="one exchange per line: <SEP>input<SEP>response<SEP>")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the ONNX model to write")
+    p.add_argument("--vocab", type=int, default=d.vocab, metavar="N", help=f"vocabulary size (default {d.vocab})")
+    p.add_argument("--layers", type=int, default=d.layers, metavar="N", help=f"default {d.layers}")
+    p.add_argument("--width", type=int, default=d.width, metavar="N", help=f"embedding width (default {d.width})")
+    p.add_argument("--heads", type=int, default=d.heads, metavar="N", help=f"attention heads (default {d.heads})")
+    p.add_argument("--ffn", type=int, default=d.ffn, metavar="N", help=f"MLP hidden width (default {d.ffn})")
+    p.add_argument("--context", type=int, default=d.context, metavar="N",
+                   help=f"context in tokens, prompt and reply (default {d.context})")
+    p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help=f"default {d.epochs}")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="N", help=f"random seed (default {d.seed})")
+    p.add_argument("--batch", type=int, default=d.batch, metavar="N", help=f"batch size (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr, metavar="RATE", help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
+                   help=f"epochs between evaluations of the integer model (default {d.eval_every})")
+    p.add_argument("--threads", type=int, default=d.threads, metavar="N",
+                   help=f"torch threads (default {d.threads}; the result depends on it)")
+    p.add_argument("--probe", action="append", metavar="TEXT",
+                   help="a prompt whose float and integer replies are shown at each evaluation; may repeat")
     return p
 
 
@@ -95,6 +130,12 @@ def cmd_run(argv) -> int:
     return run_tape(args.tape, args.prompt, args.machine)
 
 
+def cmd_train(argv) -> int:
+    args = train_parser().parse_args(argv)
+    from .train import run_train
+    return run_train(args)
+
+
 def cmd_compile(argv) -> int:
     parser = compile_parser()
     if "--list-targets" in argv:
@@ -105,8 +146,10 @@ def cmd_compile(argv) -> int:
     args = parser.parse_args(argv)
     if args.quant_report:
         from .quant_report import quant_report
-        quant_report(args.model, load(args), args.numerics, sys.stdout)
+        quant_report(args.model, load(args), args.numerics, sys.stdout, corpus=args.corpus)
         return 0
+    if args.corpus:
+        raise SoulcError("--corpus goes with --quant-report")
     from .compile import compile_model
     compile_model(load(args), args)
     return 0
@@ -120,6 +163,8 @@ def main(argv=None) -> int:
             return cmd_chat(argv[1:])
         if command == "run":
             return cmd_run(argv[1:])
+        if command == "train":
+            return cmd_train(argv[1:])
         return cmd_compile(argv)
     except SoulcError as e:
         print(f"soulc: error: {e}", file=sys.stderr)

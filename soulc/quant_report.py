@@ -7,7 +7,11 @@ It quantises the model as compilation does, then runs a few prompts on the integ
 - each softmax table: the float scale it was calibrated to (or the seed's) and its shift;
 - per activation: how many values sat at the int16 limits (saturated);
 - how often the integer model's next token equals the float model's, on the same prefix
-  (the integer model's own reply), and both models' greedy replies.
+  (the integer model's own reply), and both models' greedy replies;
+- with a corpus (`--corpus FILE`, the training format): the integer model's next token against
+  the float model's at every position of the corpus responses and the <END> after them, each
+  given the corpus's own prefix (teacher-forced), and the share of the distinct corpus inputs
+  whose integer reply is exactly the float reply.
 """
 from __future__ import annotations
 
@@ -138,7 +142,45 @@ def float_reply(program: Program, model: FloatModel, prompt: list[int]) -> list[
     return reply
 
 
-def quant_report(path: str | Path, program: Program, numerics: str, out, prompts=PROMPTS) -> None:
+def corpus_figures(program: Program, model: FloatModel, corpus: str | Path, limit: int | None = None):
+    """Teacher-forced agreement and exact replies over a corpus (the first `limit` exchanges)."""
+    from soulc.train.corpus import read_corpus, unique_prompts
+    from soulc.train.data import sequences
+    from soulc.train.measure import Figures
+
+    exchanges = read_corpus(corpus)[:limit]
+    s = program.settings
+    lo, hi = s.argmax
+    seqs = sequences(exchanges, program.tokenizer, s.context)
+    step = kv_cache(program)
+    it = Interpreter(step)
+    figures = Figures()
+    for ids, mask, targets, length in zip(seqs.ids, seqs.mask, seqs.targets, seqs.lengths):
+        tokens = [int(t) for t in ids[: length - 1]]
+        if model.length is not None:
+            tokens = tokens[: model.length]
+        floats = lo + np.argmax(model.logits(tokens)[:, lo:hi], axis=1)
+        it.reset()
+        for t, token in enumerate(tokens):
+            if not mask[t]:
+                it.feed(token)
+                continue
+            ours = it.next_token(token)
+            figures.positions += 1
+            figures.agree += int(ours == floats[t])
+            figures.int_correct += int(ours == targets[t])
+            figures.float_correct += int(floats[t] == targets[t])
+    for text in unique_prompts(exchanges):
+        prompt = frame_prompt(program, encode(program.tokenizer, text))
+        if prompt is None:
+            continue
+        figures.prompts += 1
+        figures.same_replies += int(generate(step, prompt, it) == float_reply(program, model, prompt))
+    return len(exchanges), figures
+
+
+def quant_report(path: str | Path, program: Program, numerics: str, out, prompts=PROMPTS,
+                 corpus: str | Path | None = None) -> None:
     if not program.float_consts():
         raise SoulcError(f"{path}: --quant-report compares a float ONNX model with its quantised program; "
                          "this model is already integer")
@@ -165,3 +207,11 @@ def quant_report(path: str | Path, program: Program, numerics: str, out, prompts
     w("\nreplies (integer | float):\n")
     for text, reply_int, reply_float in r["replies"]:
         w(f"  {text!r}: {reply_int!r} | {reply_float!r}\n")
+    if corpus is not None:
+        count, f = corpus_figures(quantised, model, corpus)
+        w(f"\ncorpus {corpus}: {count} exchanges, {f.prompts} distinct inputs\n")
+        w(f"  teacher-forced next token on the responses: integer = float at {f.agree} of {f.positions} "
+          f"positions ({f.agreement:.1%}); against the corpus: integer {f.int_accuracy:.1%}, "
+          f"float {f.float_accuracy:.1%}\n")
+        w(f"  replies: the integer reply is exactly the float reply for {f.same_replies} of {f.prompts} "
+          f"inputs ({f.exact_rate:.1%})\n")
