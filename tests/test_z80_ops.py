@@ -56,8 +56,9 @@ def test_half_square_table():
 def run_matvec(weight, x, bias, shift, unroll=32):
     rows, cols = weight.shape
     p = matvec.plan(rows, cols, unroll)
+    narrow = matvec.narrow_constants(weight, bias)
     driver = (f"W EQU 0x{C:04X}\nX EQU 0x{A + 8:04X}\nY EQU 0x{B:04X}\n"
-              + matvec.call_asm("W", "X", "Y", rows, cols, shift, unroll))
+              + matvec.call_asm("W", "X", "Y", rows, cols, shift, unroll, narrow))
     m, symbols = machine_with(driver, matvec.kernel_asm(unroll, [shift], rows if len(p.widths) > 1 else 0))
     stream = matvec.encode_weights(weight, bias, unroll)
     assert C + len(stream) <= 0x10000
@@ -94,6 +95,38 @@ def test_matvec_saturates_and_floors():
             b = None if bias is None else np.array(bias, np.int16)
             got, want, _ = run_matvec(weight, np.array(x), b, shift)
             np.testing.assert_array_equal(got, want, err_msg=f"x={x[:2]} shift={shift}")
+
+
+def test_matvec_row_constant_forms():
+    """Small weights and no bias: 16-bit Sg per row; a bias or large weights: 32 bits."""
+    small = np.full((2, 8), 3, np.int8)
+    assert matvec.narrow_constants(small, None)
+    assert not matvec.narrow_constants(small, np.zeros(2, np.int16))
+    assert not matvec.narrow_constants(np.full((2, 255), 127, np.int8), None)
+    assert len(matvec.encode_weights(small, None, 8)) == 2 * (8 + 2)
+    rng = np.random.default_rng(12)
+    for weight, bias in [(small, None), (np.full((3, 255), -128, np.int8), None),
+                         (rng.integers(-128, 128, (5, 40)).astype(np.int8), None)]:
+        x = extremes(rng, weight.shape[1])
+        got, want, _ = run_matvec(weight, x, bias, 7)
+        np.testing.assert_array_equal(got, want)
+
+
+def test_matvec_same_x_reuses_the_patched_loop():
+    rng = np.random.default_rng(13)
+    w1 = rng.integers(-128, 128, (6, 32)).astype(np.int8)
+    w2 = rng.integers(-9, 9, (9, 32)).astype(np.int8)
+    x = extremes(rng, 32)
+    driver = (f"W1 EQU 0x{C:04X}\nW2 EQU 0x{D:04X}\nX EQU 0x{A:04X}\n"
+              + matvec.call_asm("W1", "X", f"0x{B:04X}", 6, 32, 7, 32, False)
+              + matvec.call_asm("W2", "X", f"0x{B + 64:04X}", 9, 32, 3, 32, True, same_x=True))
+    m, symbols = machine_with(driver, matvec.kernel_asm(32, [7, 3]))
+    m.load(C, matvec.encode_weights(w1, None, 32))
+    m.load(D, matvec.encode_weights(w2, None, 32))
+    m.put_i16(A, x)
+    m.call(symbols["driver"])
+    np.testing.assert_array_equal(m.i16(B, 6), ref.matvec(w1.astype(np.int64), x, None, 7))
+    np.testing.assert_array_equal(m.i16(B + 64, 9), ref.matvec(w2.astype(np.int64), x, None, 3))
 
 
 def test_matvec_speed_seed_shape():

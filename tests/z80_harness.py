@@ -123,9 +123,7 @@ def build_step_machine(program, unroll: int | None = None, code_start: int = 0x6
         return memory, cursor + arena
 
     def source(placed):
-        consts = "".join(f"{codegen.label(n)} EQU 0x{a:04X}\n" for n, a in placed.memory.items()
-                         if n.startswith("@") and n[1:] in program.consts)
-        return codegen.step_asm(placed, **kwargs) + consts
+        return codegen.step_asm(placed, **kwargs)
 
     placed = program.copy()
     placed.memory, _ = layout(code_start)

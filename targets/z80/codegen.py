@@ -18,8 +18,8 @@ Constants are not emitted here (the image places them), but some are stored in t
 backend's own form: `const_bytes(program)` gives the bytes every constant must hold.
 A matvec weight becomes the stream of ops/matvec.py (w + 128 per weight, padded columns,
 a 32-bit constant per row into which the bias is folded); a bias used only by matvecs needs
-no bytes; all else is the tensor's little-endian bytes. Labels: @name -> c_name, %name ->
-v_name (non-alphanumerics become _), as image.label does.
+no bytes; all else is the tensor's little-endian bytes. The step code names what it uses by
+EQUs from program.memory: k_<const>, s_<state>, v_<value> (non-alphanumerics become _).
 """
 from __future__ import annotations
 
@@ -35,8 +35,13 @@ from .runtime_math import gtable_asm, math_asm
 UNROLL = 32         # columns in the unrolled matvec loop: wider matrices go in chunks
 
 
-def label(name: str) -> str:
-    prefix = "c_" if name.startswith("@") else "v_"
+def label(name: str, program: Program | None = None) -> str:
+    """The step code's symbol for a placed name: k_ constants, s_ states, v_ values (distinct
+    from the image's own c_ labels for the constants it emits)."""
+    if name.startswith("%"):
+        prefix = "v_"
+    else:
+        prefix = "s_" if program is not None and name[1:] in program.states else "k_"
     return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name[1:])
 
 
@@ -103,6 +108,7 @@ class _Routines:
         self.softmaxes: dict[tuple, int] = {}
         self.matvec_shifts: set[int] = set()
         self.part_rows = 0
+        self.last_matvec: tuple[str, int] | None = None    # (x, cols) of the latest op_matvec call
 
     def call(self, op: Op) -> str:
         p, code, a = self.program, op.opcode, op.args
@@ -114,7 +120,7 @@ class _Routines:
                 return p.consts[name].type if name in p.consts else p.states[name].type
             return types[name]
 
-        ref = [label(x) for x in a]
+        ref = [label(x, p) for x in a]
         out = label("%" + op.result) if op.result is not None else None
         self.used.add(code)
         if code == "embed":
@@ -127,12 +133,17 @@ class _Routines:
             return rmsnorm.call_asm(ref[0], ref[1], out, typ(a[0]).shape[0], gain.shift)
         if code == "matvec":
             weight = p.consts[a[0][1:]]
+            bias = p.consts[a[2][1:]].data if len(a) == 3 else None
             rows, cols = weight.type.shape
             shift = weight.shift + op.attrs.get("post", 0)
             self.matvec_shifts.add(shift)
-            if len(matvec.plan(rows, cols, self.unroll).widths) > 1:
+            chunked = len(matvec.plan(rows, cols, self.unroll).widths) > 1
+            if chunked:
                 self.part_rows = max(self.part_rows, rows)
-            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, self.unroll)
+            same_x = not chunked and self.last_matvec == (a[1], cols)
+            self.last_matvec = (a[1], cols)
+            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, self.unroll,
+                                   matvec.narrow_constants(weight.data, bias), same_x)
         if code == "relu":
             return relu.call_asm(ref[0], out, typ(a[0]).shape[0])
         if code == "add":
@@ -174,13 +185,9 @@ class _Routines:
 
 
 def _symbols(program: Program) -> str:
-    """EQUs for the states and values; constants get their labels where the image puts them."""
-    lines = []
-    for name, address in sorted(program.memory.items()):
-        if name.startswith("@") and name[1:] in program.consts:
-            continue
-        lines.append(f"{label(name)} EQU 0x{address:04X}\n")
-    return "".join(lines)
+    """EQUs for every placed constant, state and value the step reads or writes."""
+    return "".join(f"{label(name, program)} EQU 0x{address:04X}\n"
+                   for name, address in sorted(program.memory.items()))
 
 
 def step_asm(program: Program, unroll: int = UNROLL) -> str:

@@ -14,6 +14,7 @@ sum G[A_i + B_i] - sum g(a_i) - sum g(b_i): one lookup per product, the rest per
 Helper subroutines (registers named are inputs; all others may be clobbered unless said):
   m_mul16s   signed HL * signed DE -> DE:HL (high word in DE), 32-bit.  Keeps IX, IY.
   m_mul16u   unsigned HL * unsigned DE -> DE:HL.                      Keeps IX, IY.
+  m_mul8u    unsigned HL * unsigned E -> DE:HL in eight steps.         Keeps IX, IY.
   m_div32    unsigned DE:HL / BC -> DE:HL quotient, BC remainder (BC > 0).  Keeps IX, IY.
   m_div16q   unsigned DE:HL / BC -> HL quotient, DE remainder, when DE < BC (the quotient fits
              16 bits); 16 steps.  Keeps IX, IY.
@@ -54,10 +55,13 @@ def gtable_asm() -> str:
 
 
 def _mul16u_body(label: str) -> str:
-    """DE:HL = HL * DE (unsigned): DE shifts out its bits as the high word shifts in."""
+    """DE:HL = HL * DE (unsigned): DE shifts out its bits as the high word shifts in.
+    Entering at step k (label_s<k>, with BC = multiplicand, HL = 0 and the multiplier
+    shifted left by k) takes 16 - k steps: a short multiplier costs less."""
     steps = []
     for i in range(16):
-        steps.append(f"""        ADD HL,HL
+        steps.append(f"""{label}_s{i}:
+        ADD HL,HL
         RL E
         RL D
         JR NC,{label}_{i}
@@ -146,6 +150,14 @@ m_add32:                        ; (IX..IX+3) += DE:HL
         ADC A,D
         LD (IX+3),A
         RET
+
+m_mul8u:                        ; DE:HL = HL * E, unsigned: the last eight steps
+        LD D,E
+        LD E,0
+        LD B,H
+        LD C,L
+        LD HL,0
+        JP m_mul16u_s8
 
 m_mul16u:                       ; DE:HL = HL * DE, unsigned
 {_mul16u_body("m_mul16u")}

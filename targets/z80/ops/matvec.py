@@ -11,19 +11,22 @@ clobbered; interrupts must be off because the weights are read with POP):
         DEFW rows
         DEFB chunks, last_width
         DEFW mv_fin_<shift> ; the row finisher for this matvec's total shift
+        DEFW mv_k32 | mv_k16 ; how the stream holds the row constants (see below)
+        DEFB same_x         ; 1: x and the column layout are those of the previous call
 
 The trick. With g(s) = s(s+1)/2 (the table G, see runtime_math.py), a*b = g(a+b) - g(a) - g(b).
-Split x = 256*xh + xl (xh signed, xl unsigned) and store each weight w as u = w + 128. Then
+Split x + 128 = 256*(a + 128) + (b + 128), i.e. x = 256*a + b with b = -128..127 and
+a = -128..128, both signed, and store each weight w as u = w + 128. Then
 
-    acc = sum w*x + b = 256*SumH + SumL + K_row - R
-    SumH = sum_i G[u_i + vh_i]      vh = xh + 128  (the high byte with its top bit flipped)
-    SumL = sum_i G[u_i + vl_i]      vl = xl        (the low byte as it is)
-    K_row = -257*sum g(w_i) + 128*sum w_i + b      (from the weights alone: stored per row)
-    R = sum 256*g(xh_i) + g(xl_i - 128)            (from x alone: once per call)
+    acc = sum w*x + bias = 256*SumH + SumL - 257*Sg + bias - R
+    SumH = sum_i G[u_i + A_i]       A = a + 128 = ((x + 32768 + 128) >> 8), 0..256
+    SumL = sum_i G[u_i + B_i]       B = b + 128 = the low byte of x, top bit flipped
+    Sg = sum_i g(w_i)               (from the weights alone: stored per row)
+    R = sum_i 256*g(a_i) + g(b_i)   (from x alone: once per call)
 
 so a multiply-accumulate is two table lookups and two 16-bit adds. Before the rows, the
-routine writes vh and vl straight into the immediate operands of an unrolled loop
-(self-modifying code), where `LD HL,GTAB+v` / `ADD HL,BC` (BC = u) forms the 9-bit index.
+routine writes A and B straight into the immediate operands of an unrolled loop
+(self-modifying code), where `LD HL,GTAB+A` / `ADD HL,BC` (BC = u) forms the 9-bit index.
 The weights are popped two at a time from the stream. SumH and SumL are 16-bit (IX, IY) with
 their carries counted out of line (B' and A'), 24 bits in all, which holds any row of up to
 255 columns exactly; the 32-bit row sum is then exact (|acc| < 2^31 for 255 columns). R is
@@ -36,7 +39,8 @@ A matrix wider than the unrolled loop is done in chunks of `unroll` columns, the
 parked between chunks (6 bytes per row in mv_part).
 
 Stream layout (encode_weights): for each chunk, for each row, that chunk's u bytes; after
-each row of the last chunk, K_row as a 32-bit little-endian integer.
+each row of the last chunk its constant: Sg as 16 bits (mv_k16, when there is no bias and
+every row's Sg fits), otherwise bias - 257*Sg as 32 bits (mv_k32), little-endian.
 """
 from __future__ import annotations
 
@@ -49,10 +53,10 @@ from soulc.targets.z80.runtime_math import GTAB, g
 BLOCK_COLS = 4
 # Byte offsets inside one unrolled block of four columns (see _block): the immediate bytes
 # written by the patch loop, and the block's size.
-_H_PATCH = (5, 30, 58, 83)
+_H_PATCH = (5, 30, 58, 83)         # (and the byte after: the page, A may be 256)
 _L_PATCH = (17, 42, 70, 95)
 BLOCK_SIZE = 148
-PARAM_SIZE = 12
+PARAM_SIZE = 15
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,18 @@ def plan(rows: int, cols: int, unroll: int) -> MatvecPlan:
     return MatvecPlan(rows, cols, padded, tuple(widths))
 
 
-def row_constants(weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+def half_square_sums(weight: np.ndarray) -> np.ndarray:
     w = weight.astype(np.int64)
-    k = -257 * (w * (w + 1) // 2).sum(axis=1) + 128 * w.sum(axis=1)
+    return (w * (w + 1) // 2).sum(axis=1)
+
+
+def narrow_constants(weight: np.ndarray, bias: np.ndarray | None) -> bool:
+    """Can the rows' constants be the 16-bit Sg (no bias, every Sg below 65536)?"""
+    return bias is None and half_square_sums(weight).max(initial=0) < 65536
+
+
+def row_constants(weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    k = -257 * half_square_sums(weight)
     if bias is not None:
         k = k + bias.astype(np.int64)
     return k
@@ -96,10 +109,13 @@ def encode_weights(weight: np.ndarray, bias: np.ndarray | None, unroll: int) -> 
     p = plan(rows, cols, unroll)
     u = np.full((rows, p.padded), 128, dtype=np.uint8)
     u[:, p.pad:] = (weight.astype(np.int16) + 128).astype(np.uint8)
-    k = row_constants(weight, bias)
-    if np.abs(k).max(initial=0) >= 2**31:
-        raise ValueError("row constant does not fit 32 bits")
-    k_bytes = (k & 0xFFFFFFFF).astype("<u4").view(np.uint8).reshape(rows, 4)
+    if narrow_constants(weight, bias):
+        k_bytes = half_square_sums(weight).astype("<u2").view(np.uint8).reshape(rows, 2)
+    else:
+        k = row_constants(weight, bias)
+        if np.abs(k).max(initial=0) >= 2**31:
+            raise ValueError("row constant does not fit 32 bits")
+        k_bytes = (k & 0xFFFFFFFF).astype("<u4").view(np.uint8).reshape(rows, 4)
     parts = []
     start = 0
     for index, width in enumerate(p.widths):
@@ -111,21 +127,28 @@ def encode_weights(weight: np.ndarray, bias: np.ndarray | None, unroll: int) -> 
     return b"".join(parts)
 
 
-def encoded_size(rows: int, cols: int, unroll: int) -> int:
-    return rows * (plan(rows, cols, unroll).padded + 4)
+def encoded_size(weight: np.ndarray, bias: np.ndarray | None, unroll: int) -> int:
+    rows, cols = weight.shape
+    return rows * (plan(rows, cols, unroll).padded + (2 if narrow_constants(weight, bias) else 4))
 
 
 def finisher_label(shift: int) -> str:
     return f"mv_fin_{shift}" if shift >= 0 else f"mv_fin_m{-shift}"
 
 
-def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, unroll: int) -> str:
+def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, unroll: int,
+             narrow: bool, same_x: bool = False) -> str:
+    """same_x: the previous op_matvec call had the same x and columns, in one chunk (the
+    patched loop and R are still valid)."""
     p = plan(rows, cols, unroll)
+    if same_x and len(p.widths) > 1:
+        raise ValueError("same_x needs a matrix that fits the unrolled loop")
     x_arg = f"{x}-{2 * p.pad}" if p.pad else x
     return (f"        CALL op_matvec\n"
             f"        DEFW {weights},{x_arg},{y},{rows}\n"
             f"        DEFB {len(p.widths)},{p.widths[-1]}\n"
-            f"        DEFW {finisher_label(shift)}\n")
+            f"        DEFW {finisher_label(shift)},{'mv_k16' if narrow else 'mv_k32'}\n"
+            f"        DEFB {int(same_x)}\n")
 
 
 def _product(k: int, col: int, half: str) -> str:
@@ -159,14 +182,13 @@ def _block(k: int, last: bool) -> str:
 
 
 def _store_result() -> str:
+    """y (DE) to the output (D'E'), one row fewer to do (H'L')."""
     return ("mv_store:\n"
-            "        LD HL,(mv_yp)\n"
-            "        LD (HL),E\n"
-            "        INC HL\n"
-            "        LD (HL),D\n"
-            "        INC HL\n"
-            "        LD (mv_yp),HL\n"
-            "        JP mv_next\n")
+            "        LD A,E\n        EXX\n        LD (DE),A\n        INC DE\n        EXX\n"
+            "        LD A,D\n        EXX\n        LD (DE),A\n        INC DE\n"
+            "mv_rowdone_x:\n"
+            "        DEC HL\n        LD A,H\n        OR L\n        EXX\n"
+            "        JP NZ,mv_init\n        JP mv_chunk_end\n")
 
 
 def finisher_asm(shift: int) -> str:
@@ -241,8 +263,22 @@ def kernel_asm(unroll: int, shifts, part_rows: int = 0) -> str:
     body = "".join(_block(k, k == blocks - 1) for k in range(blocks))
     patch = []
     for col in range(4):
-        patch.append(f"        LD A,(HL)\n        INC HL\n        LD (IX+{_L_PATCH[col]}),A\n"
-                     f"        LD A,(HL)\n        INC HL\n        XOR 128\n        LD (IX+{_H_PATCH[col]}),A\n")
+        patch.append(f"""        LD C,(HL)
+        INC HL
+        LD A,(HL)
+        INC HL
+        XOR 128
+        LD B,A                          ; BC = x + 32768
+        LD A,C
+        ADD A,128
+        LD (IX+{_L_PATCH[col]}),A             ; B, and the carry into A
+        LD A,B
+        ADC A,0
+        LD (IX+{_H_PATCH[col]}),A             ; A = (x + 32768 + 128) >> 8, 0..256
+        LD A,{GTAB} >> 8
+        ADC A,0
+        LD (IX+{_H_PATCH[col] + 1}),A
+""")
     finishers = "".join(finisher_asm(s) for s in sorted(set(shifts)))
     return f"""
 ; ---- matvec (targets/z80/ops/matvec.py) ----
@@ -255,18 +291,28 @@ op_matvec:
         LD (mv_sp),SP
         LD HL,(mv_par+10)
         LD (mv_finj+1),HL
+        LD HL,(mv_par)
+        LD (mv_wp),HL
+        LD A,(mv_par+8)
+        LD (mv_left),A
+        LD A,(mv_par+14)
+        OR A
+        JR Z,mv_fresh
+        LD HL,mv_zero                   ; same x: loop, entry and -R are still set
+        LD (mv_init+1),HL
+        JP mv_last
+mv_fresh:
         LD HL,0
         LD (mv_r),HL
         LD (mv_r+2),HL
         LD HL,(mv_par+2)
         LD (mv_xp),HL
-        LD HL,(mv_par)
-        LD (mv_wp),HL
-        LD HL,(mv_par+4)
-        LD (mv_yp),HL
         LD A,(mv_par+8)
-        LD (mv_left),A
+        DEC A
         LD HL,mv_zero
+        JR Z,mv_single
+        LD HL,mv_zerop
+mv_single:
         LD (mv_init+1),HL
 mv_chunk:
         LD A,(mv_left)
@@ -293,8 +339,11 @@ mv_entry_found:
         SRL B
         SRL B                           ; blocks to patch
         LD HL,(mv_xp)
-mv_patch:                               ; write vl and vh of four columns into a block
-{''.join(patch)}        ADD IX,DE
+mv_patch:                               ; write B and A of four columns into a block
+        PUSH BC
+{''.join(patch)}        POP BC
+        LD DE,{BLOCK_SIZE}
+        ADD IX,DE
         DJNZ mv_patch
         LD (mv_xp),HL
         LD HL,mv_virt                   ; the virtual row u = 128 gives R
@@ -306,32 +355,31 @@ mv_virt_done:
         LD A,(mv_left)
         DEC A
         JR NZ,mv_rows
-        LD HL,(mv_r)                    ; last chunk: the finisher adds -R
+        LD HL,(mv_r)                    ; last chunk: the row constants' readers add -R
         LD DE,(mv_r+2)
         CALL m_neg32
         LD (mv_nrlo+1),HL
+        LD (mv_n16lo+1),HL
         LD (mv_nrhi+1),DE
-        LD HL,mv_fin
+        LD (mv_n16hi+1),DE
+mv_last:
+        LD HL,(mv_par+12)
         LD (mv_end+1),HL
         JR mv_rows_go
 mv_rows:
         LD HL,mv_save
         LD (mv_end+1),HL
 mv_rows_go:
-        LD HL,(mv_par+6)
-        LD (mv_n),HL
         LD HL,mv_part
         LD (mv_pp),HL
+        EXX
+        LD HL,(mv_par+6)                ; H'L' = rows to do
+        LD DE,(mv_par+4)                ; D'E' = where y goes
+        EXX
         LD SP,(mv_wp)
 mv_init:
         JP mv_zero
-mv_next:
-        LD HL,(mv_n)
-        DEC HL
-        LD (mv_n),HL
-        LD A,H
-        OR L
-        JP NZ,mv_init
+mv_chunk_end:
         LD (mv_wp),SP
         LD SP,(mv_sp)
         LD HL,mv_load
@@ -339,9 +387,13 @@ mv_next:
         LD HL,mv_left
         DEC (HL)
         JP NZ,mv_chunk
-        LD SP,(mv_sp)
         RET
 
+mv_zerop:                               ; zero, and move on to this row's parking place
+        LD HL,(mv_pp)
+        LD DE,6
+        ADD HL,DE
+        LD (mv_pp),HL
 mv_zero:                                ; start a row from zero
         LD IX,0
         LD IY,0
@@ -351,10 +403,6 @@ mv_zero:                                ; start a row from zero
         EX AF,AF'
         XOR A
         EX AF,AF'
-        LD HL,(mv_pp)
-        LD DE,6
-        ADD HL,DE
-        LD (mv_pp),HL
 mv_go:
         JP mvb0
 mv_load:                                ; continue a row from its parked sums
@@ -384,7 +432,7 @@ mv_load:                                ; continue a row from its parked sums
 
 {body}
 mv_end:
-        JP mv_fin
+        JP mv_k32
 
 mv_save:                                ; park this row's sums (not the last chunk)
         LD HL,(mv_pp)
@@ -409,7 +457,8 @@ mv_save:                                ; park this row's sums (not the last chu
         INC HL
         EX AF,AF'
         LD (HL),A
-        JP mv_next
+        EXX
+        JP mv_rowdone_x
 
 mv_virt:                                ; R += 256*SumH + SumL
         LD E,IYL
@@ -436,17 +485,38 @@ mv_virt:                                ; R += 256*SumH + SumL
         LD (mv_r+2),HL
         JP mv_virt_done
 
-mv_fin:                                 ; HL:DE = 256*SumH + SumL + K_row - R, then finish
-        POP HL                          ; K_row, low word
+mv_k16:                                 ; the row constant is Sg: start from -R - 257*Sg
+        POP DE
+        LD A,D
+        ADD A,E
+        LD B,A
+        LD A,D
+        ADC A,0
+        LD C,A                          ; 257*Sg = C:B:E
+        LD D,B
+mv_n16lo:
+        LD HL,0
+        OR A
+        SBC HL,DE
+        EX DE,HL
+mv_n16hi:
+        LD HL,0
+        LD B,0
+        SBC HL,BC
+        EX DE,HL                        ; HL = low, DE = high
+        JP mv_tail
+mv_k32:                                 ; the row constant is bias - 257*Sg: add -R
+        POP HL
 mv_nrlo:
         LD DE,0
         ADD HL,DE
         EX DE,HL
-        POP HL                          ; K_row, high word
+        POP HL
 mv_nrhi:
         LD BC,0
         ADC HL,BC
         EX DE,HL                        ; HL = low, DE = high
+mv_tail:                                ; + SumL + 256*SumH, then finish
         LD C,IYL
         LD B,IYH
         ADD HL,BC
@@ -476,13 +546,11 @@ mv_par: DEFS {PARAM_SIZE}
 mv_sp: DEFW 0
 mv_wp: DEFW 0
 mv_xp: DEFW 0
-mv_yp: DEFW 0
 mv_pp: DEFW 0
-mv_n: DEFW 0
 mv_r: DEFS 4
 mv_left: DEFB 0
 mv_ones:
         DEFS {unroll},128
 mv_part:
-        DEFS {6 * (part_rows + 1)}
+        DEFS {6 * part_rows}
 """

@@ -6,9 +6,11 @@ over positions j = 0..STEP_POS; w is u8 [heads, context], v the int16 state [con
         DEFB heads, per_head
         DEFW row_bytes, context
 
-The quotient always fits: |sum w*v| <= 32768 * sum w. A negative sum n is divided as
--1 - (-n - 1) // s, which floors; both dividends are below 65536 * s, so the 16-step divide
-does. All registers may change.
+Each product w*|v| is an eight-step shift-and-add on the weight's bits (the weight is the
+short operand), skipped when w is 0, and added to or subtracted from a 32-bit sum kept in
+the alternate registers (H'L' low word, D'E' high word); v's sign rides in the carry of F'. The quotient always fits: |sum w*v|
+<= 32768 * sum w. A negative sum n is divided as -1 - (-n - 1) // s, which floors; both
+dividends are below 65536 * s, so the 16-step divide does. All registers may change.
 """
 from __future__ import annotations
 
@@ -19,8 +21,18 @@ def call_asm(weights: str, values: str, out: str, heads: int, per_head: int, row
             f"        DEFB {heads},{per_head}\n        DEFW {row_bytes},{context}\n")
 
 
+def _product_steps() -> str:
+    """C:HL = DE * A (unsigned, 24 bits), MSB first; the first step just loads."""
+    steps = ["        LD HL,0\n        LD C,L\n        ADD A,A\n        JR NC,mx_b7\n"
+             "        LD H,D\n        LD L,E\nmx_b7:\n"]
+    for bit in range(6, -1, -1):
+        steps.append(f"        ADD HL,HL\n        RL C\n        ADD A,A\n        JR NC,mx_b{bit}\n"
+                     f"        ADD HL,DE\n        JR NC,mx_b{bit}\n        INC C\nmx_b{bit}:\n")
+    return "".join(steps)
+
+
 def routine_asm() -> str:
-    return """
+    return f"""
 ; ---- mix (targets/z80/ops/mix.py) ----
 op_mix:
         POP HL
@@ -58,39 +70,73 @@ mx_wsum_ok:
         LD A,(mx_par+7)
         LD (mx_d),A
 mx_dim:
+        EXX
         LD HL,0
-        LD (mx_acc),HL
-        LD (mx_acc+2),HL
-        LD HL,(mx_par)
-        LD (mx_wp),HL
-        LD HL,(mx_vd)
-        LD (mx_vp),HL
+        LD D,H
+        LD E,L                          ; the sum, in H'L' (low) and D'E' (high)
+        EXX
+        LD IX,(mx_vd)
+        LD IY,(mx_par)
         LD A,(STEP_POS)
         INC A
         LD (mx_j),A
 mx_pos:
-        LD HL,(mx_wp)
-        LD E,(HL)
-        INC HL
-        LD (mx_wp),HL
-        LD D,0
-        LD HL,(mx_vp)
-        LD A,(HL)
-        INC HL
-        LD H,(HL)
-        LD L,A
-        CALL m_mul16s
-        LD IX,mx_acc
-        CALL m_add32
-        LD HL,(mx_vp)
-        LD DE,(mx_par+8)
-        ADD HL,DE
-        LD (mx_vp),HL
+        LD A,(IY+0)                     ; w
+        INC IY
+        OR A
+        JP Z,mx_skip
+        LD E,(IX+0)
+        LD D,(IX+1)
+        EX AF,AF'
+        LD A,D
+        ADD A,A                         ; carry' = the sign of v, kept in F'
+        JR NC,mx_plus
+        XOR A                           ; DE = |v|
+        SUB E
+        LD E,A
+        SBC A,A
+        SUB D
+        LD D,A
+        SCF
+mx_plus:
+        EX AF,AF'
+{_product_steps()}        PUSH HL                         ; the product C:HL joins the sum
+        LD A,C
+        EXX
+        POP BC
+        EX AF,AF'
+        JR C,mx_sub                     ; (carry' set: v was negative)
+        EX AF,AF'
+        ADD HL,BC
+        LD C,A
+        LD B,0
+        EX DE,HL
+        ADC HL,BC
+        EX DE,HL
+        EXX
+        JR mx_skip
+mx_sub:
+        EX AF,AF'
+        OR A
+        SBC HL,BC
+        LD C,A
+        LD B,0
+        EX DE,HL
+        SBC HL,BC
+        EX DE,HL
+        EXX
+mx_skip:
+        LD BC,(mx_par+8)
+        ADD IX,BC
         LD HL,mx_j
         DEC (HL)
-        JR NZ,mx_pos
-        LD HL,(mx_acc)
-        LD DE,(mx_acc+2)
+        JP NZ,mx_pos
+        EXX                             ; the sum to DE:HL
+        PUSH DE
+        PUSH HL
+        EXX
+        POP HL
+        POP DE
         LD BC,(mx_ws)
         BIT 7,D
         JR NZ,mx_negative
@@ -148,7 +194,4 @@ mx_d: DEFB 0
 mx_ws: DEFW 0
 mx_vh: DEFW 0
 mx_vd: DEFW 0
-mx_wp: DEFW 0
-mx_vp: DEFW 0
-mx_acc: DEFS 4
 """

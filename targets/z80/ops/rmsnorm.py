@@ -61,10 +61,19 @@ rn_square:                              ; rn_sum += (x >> 4)^2
         SBC A,A
         SUB H
         LD H,A
-rn_abs:
+rn_abs:                                 ; |xs| <= 2048: twelve steps do
         LD D,H
         LD E,L
-        CALL m_mul16u
+        LD B,H
+        LD C,L
+        EX DE,HL
+        ADD HL,HL
+        ADD HL,HL
+        ADD HL,HL
+        ADD HL,HL
+        EX DE,HL
+        LD HL,0
+        CALL m_mul16u_s4
         LD IX,rn_sum
         CALL m_add32
         LD HL,rn_k
@@ -114,22 +123,58 @@ rn_elem:
         LD D,(HL)
         INC HL
         LD (rn_p),HL
-        EX DE,HL
-        LD DE,(rn_inv)
-        CALL m_mul16s
+        EX DE,HL                        ; HL = x
+        LD A,H
+        LD (rn_sign),A
+        BIT 7,H
+        JR Z,rn_xpos
+        XOR A
+        SUB L
+        LD L,A
+        SBC A,A
+        SUB H
+        LD H,A
+rn_xpos:
+        LD B,H
+        LD C,L
+        LD DE,(rn_inv)                  ; inv < 2^15: fifteen steps
+        SLA E
+        RL D
+        LD HL,0
+        CALL m_mul16u_s1
+        LD A,(rn_sign)
+        OR A
+        CALL M,m_neg32
         ADD HL,HL                       ; (x * inv) >> 15 is the high word of the product * 2
         RL E
         RL D
         LD HL,(rn_par+2)
-        LD A,(HL)
+        LD A,(HL)                       ; the gain
         INC HL
         LD (rn_par+2),HL
         EX DE,HL                        ; HL = t
         LD E,A
-        ADD A,A
+        XOR H
+        LD (rn_sign),A                  ; the product's sign in bit 7
+        BIT 7,H
+        JR Z,rn_tpos
+        XOR A
+        SUB L
+        LD L,A
         SBC A,A
-        LD D,A                          ; DE = gain
-        CALL m_mul16s
+        SUB H
+        LD H,A
+rn_tpos:
+        BIT 7,E
+        JR Z,rn_gpos
+        XOR A
+        SUB E
+        LD E,A
+rn_gpos:
+        CALL m_mul8u
+        LD A,(rn_sign)
+        OR A
+        CALL M,m_neg32
         LD A,(rn_par+7)
         OR A
         JR Z,rn_shifted
@@ -175,4 +220,5 @@ rn_sum: DEFS 4
 rn_p: DEFW 0
 rn_k: DEFB 0
 rn_inv: DEFW 0
+rn_sign: DEFB 0
 """
