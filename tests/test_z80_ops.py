@@ -270,25 +270,55 @@ def attention_case(rng, heads, per_head, context, pos):
     return q, keys
 
 
-@pytest.mark.parametrize("heads,per_head,pos", [(4, 8, 0), (4, 8, 19), (2, 3, 5), (1, 16, 9)])
-def test_scores(heads, per_head, pos):
+def key_layout(keys, heads):
+    """The key cache as op_storek writes it: per row, per head, high bytes (offset form) then
+    low bytes."""
+    raw = keys.astype("<i2").view(np.uint8).reshape(len(keys), heads, -1, 2)
+    return np.concatenate([raw[..., 1] ^ 0x80, raw[..., 0]], axis=2).reshape(-1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("heads,per_head,pos,fast", [
+    (4, 8, 0, True), (4, 8, 19, True), (2, 4, 5, True), (1, 16, 9, True),
+    (4, 8, 19, False), (2, 3, 5, False), (1, 16, 9, False)])
+def test_scores(heads, per_head, pos, fast):
     context = 20
     width = heads * per_head
     rng = np.random.default_rng(heads * 100 + pos)
     q, keys = attention_case(rng, heads, per_head, context, pos)
+    routine = (scores.routine_asm(per_head) + matvec.kernel_asm(32, [])) if fast else scores.fallback_routine_asm()
     m, symbols = machine_with(scores.call_asm(f"0x{A:04X}", f"0x{B:04X}", f"0x{D:04X}", heads, per_head,
-                                              2 * width, context), scores.routine_asm())
-    for case in range(3):
+                                              2 * width, context, fast), routine)
+    for case in range(4):
         if case == 1:
             q[:], keys[:] = -32768, -32768
         if case == 2:
             q[:], keys[:] = 32767, -32768
+        if case == 3:
+            q[:] = rng.integers(-300, 300, width)
+            keys[:] = rng.integers(-300, 300, keys.shape)
         m.put_i16(A, q)
-        m.put_i16(B, keys.reshape(-1))
+        m.load(B, key_layout(keys, heads) if fast else keys.astype("<i2").tobytes())
         m.memory[symbols["STEP_POS"]] = pos
         m.call(symbols["driver"])
         got = m.i32(D, heads * context).reshape(heads, context)[:, :pos + 1]
         np.testing.assert_array_equal(got, ref.scores(q, keys[:pos + 1], heads))
+
+
+def test_store_keys_layout():
+    heads, per_head, rows = 4, 8, 20
+    width = heads * per_head
+    m, symbols = machine_with(store.keys_call_asm(f"0x{C:04X}", f"0x{A:04X}", 2 * width, heads, per_head),
+                              store.routine_asm() + store.keys_routine_asm())
+    rng = np.random.default_rng(8)
+    keys = np.zeros((rows, width), np.int64)
+    for pos in (0, 5, rows - 1):
+        keys[pos] = extremes(rng, width)
+        m.put_i16(A, keys[pos])
+        m.memory[symbols["STEP_POS"]] = pos
+        m.call(symbols["driver"])
+    written = [0, 5, rows - 1]
+    got = m.u8(C, rows * 2 * width).reshape(rows, -1)[written]
+    np.testing.assert_array_equal(got, key_layout(keys, heads).reshape(rows, -1)[written])
 
 
 @pytest.mark.parametrize("shift,pos", [(14, 19), (14, 0), (0, 7), (31, 3), (9, 12), (3, 19)])

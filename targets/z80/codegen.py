@@ -1,8 +1,9 @@
 """codegen: a step-form Program whose memory is placed -> the Z80 assembly of `step`.
 
-`step_asm(program)` returns the hot code: the cells STEP_TOKEN, STEP_POS, STEP_OUTPUT
-(bytes), the `step` subroutine, the op routines it calls, the shared arithmetic and the
-page-aligned table G (runtime_math.py). `step` computes one position:
+`step_asm(program)` returns the hot code: the page-aligned table G (runtime_math.py; first,
+so that no padding is needed when the code starts on a page), the cells STEP_TOKEN,
+STEP_POS, STEP_OUTPUT (bytes), the `step` subroutine, the op routines it calls and the
+shared arithmetic. `step` computes one position:
 
     in:  STEP_TOKEN = token id, STEP_POS = position (0-based), STEP_OUTPUT = 0 or not
     out: when STEP_OUTPUT != 0, A = the next token id (argmax); otherwise the ops that only
@@ -109,6 +110,31 @@ class _Routines:
         self.matvec_shifts: set[int] = set()
         self.part_rows = 0
         self.last_matvec: tuple[str, int] | None = None    # (x, cols) of the latest op_matvec call
+        self.key_states = self._key_states()
+        self.scores_per_head = 0
+
+    def _key_states(self) -> dict[str, int]:
+        """States read only by scores ops that can run on the matvec loop -> their heads.
+        Those are written by op_storek, in the order op_scores reads (see ops/scores.py)."""
+        readers: dict[str, list[Op]] = {}
+        for op in self.program.body:
+            for arg in op.args:
+                if arg.startswith("@") and arg[1:] in self.program.states and op.opcode != "store":
+                    readers.setdefault(arg[1:], []).append(op)
+        keys = {}
+        for name, ops in readers.items():
+            width = self.program.states[name].type.shape[1]
+            heads = {op.attrs.get("heads") for op in ops}
+            if all(op.opcode == "scores" for op in ops) and len(heads) == 1:
+                (h,) = heads
+                if scores.fast(width // h, self.unroll):
+                    keys[name] = h
+        # one op_scores routine serves one head width
+        widths = {self.program.states[n].type.shape[1] // h for n, h in keys.items()}
+        if len(widths) > 1:
+            first = min(widths)
+            keys = {n: h for n, h in keys.items() if self.program.states[n].type.shape[1] // h == first}
+        return keys
 
     def call(self, op: Op) -> str:
         p, code, a = self.program, op.opcode, op.args
@@ -149,11 +175,23 @@ class _Routines:
         if code == "add":
             return add.call_asm(ref[0], ref[1], out, typ(a[0]).shape[0])
         if code == "store":
-            return store.call_asm(ref[0], ref[1], 2 * typ(a[0]).shape[1])
+            width = typ(a[0]).shape[1]
+            if a[0][1:] in self.key_states:
+                self.used.add("storek")
+                heads = self.key_states[a[0][1:]]
+                return store.keys_call_asm(ref[0], ref[1], 2 * width, heads, width // heads)
+            return store.call_asm(ref[0], ref[1], 2 * width)
         if code == "scores":
             width = typ(a[0]).shape[0]
             heads = op.attrs["heads"]
-            return scores.call_asm(ref[0], ref[1], out, heads, width // heads, 2 * width, p.settings.context)
+            use_fast = a[1][1:] in self.key_states
+            if use_fast:
+                self.scores_per_head = width // heads
+                self.last_matvec = None         # the matvec loop now holds this query
+            else:
+                self.used.add("scores_mul")
+            return scores.call_asm(ref[0], ref[1], out, heads, width // heads, 2 * width, p.settings.context,
+                                   use_fast)
         if code == "softmax_lut":
             key = (op.attrs["shift"], typ(a[0]).shape[1])
             index = self.softmaxes.setdefault(key, len(self.softmaxes))
@@ -170,14 +208,19 @@ class _Routines:
 
     def routines(self) -> str:
         text = []
-        if "matvec" in self.used:
+        if "matvec" in self.used or self.scores_per_head:
             text.append(matvec.kernel_asm(self.unroll, self.matvec_shifts, self.part_rows))
+        if self.scores_per_head:
+            text.append(scores.routine_asm(self.scores_per_head))
+        if "scores_mul" in self.used:
+            text.append(scores.fallback_routine_asm())
+        if "storek" in self.used:
+            text.append(store.keys_routine_asm())
         for key, index in self.embeds.items():
             text.append(embed.routine_asm(index, *key))
         for (shift, context), index in self.softmaxes.items():
             text.append(softmax_lut.routine_asm(index, shift, context))
-        simple = {"rmsnorm": rmsnorm, "relu": relu, "add": add, "store": store, "scores": scores,
-                  "mix": mix, "argmax": argmax}
+        simple = {"rmsnorm": rmsnorm, "relu": relu, "add": add, "store": store, "mix": mix, "argmax": argmax}
         for code, module in simple.items():
             if code in self.used:
                 text.append(module.routine_asm())
@@ -208,7 +251,8 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
             skipping = True
         body.append(f"step_op{index}:\n        ; {op.opcode} {', '.join(op.args)}" + (f" -> %{op.result}" if op.result else "") + "\n")
         body.append(routines.call(op))
-    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}"
+    # G first: the hot code starts on a page on the Spectrum, so its alignment costs nothing
+    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}" + gtable_asm() +
             "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\nSTEP_OUTPUT: DEFB 0\nSTEP_NEXT: DEFB 0\n"
             "step:\n"
             "        DI\n"
@@ -224,7 +268,7 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
             "        LD A,(STEP_NEXT)\n"
             "        EI\n"
             "        RET\n"
-            + routines.routines() + math_asm() + gtable_asm())
+            + routines.routines() + math_asm())
 
 
 def unused_for_data(program: Program) -> set[str]:

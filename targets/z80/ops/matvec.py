@@ -320,7 +320,12 @@ mv_chunk:
         LD A,{unroll}
         JR NZ,mv_width
         LD A,(mv_par+9)
-mv_width:                               ; A = this chunk's width
+mv_width:
+        LD HL,mv_virt_done
+        LD (mv_vret+1),HL
+        LD HL,mv_radd
+        LD (mv_rret+1),HL
+mv_prep:                                ; A = width, (mv_xp) = x: patch, then R (see mv_vret)
         LD B,A
         LD A,{unroll}
         SUB B
@@ -346,7 +351,7 @@ mv_patch:                               ; write B and A of four columns into a b
         ADD IX,DE
         DJNZ mv_patch
         LD (mv_xp),HL
-        LD HL,mv_virt                   ; the virtual row u = 128 gives R
+        LD HL,mv_raw                    ; the virtual row u = 128 gives R
         LD (mv_end+1),HL
         LD SP,mv_ones
         JP mv_zero
@@ -460,7 +465,7 @@ mv_save:                                ; park this row's sums (not the last chu
         EXX
         JP mv_rowdone_x
 
-mv_virt:                                ; R += 256*SumH + SumL
+mv_raw:                                 ; HL:DE = 256*SumH + SumL (32 bits), then on
         LD E,IYL
         LD D,IYH
         EX AF,AF'
@@ -475,6 +480,9 @@ mv_virt:                                ; R += 256*SumH + SumL
         LD B,A
         LD C,IXH
         ADC HL,BC
+mv_rret:
+        JP mv_radd
+mv_radd:                                ; R += HL:DE
         EX DE,HL
         LD BC,(mv_r)
         ADD HL,BC
@@ -483,6 +491,7 @@ mv_virt:                                ; R += 256*SumH + SumL
         LD BC,(mv_r+2)
         ADC HL,BC
         LD (mv_r+2),HL
+mv_vret:
         JP mv_virt_done
 
 mv_k16:                                 ; the row constant is Sg: start from -R - 257*Sg
