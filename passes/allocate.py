@@ -71,7 +71,8 @@ def arena_offsets(program: Program, align: Callable[[str], int]) -> tuple[dict[s
     return offsets, max((e for _, e, _, _ in placed), default=0)
 
 
-def data_items(program: Program, align: Callable[[str], int], arena_size: int) -> list[Item]:
+def data_items(program: Program, align: Callable[[str], int], arena_size: int,
+               const_sizes: dict[str, int] | None = None) -> list[Item]:
     items = [Item("%arena", arena_size, align("%arena"), 1000.0)]
     for state in program.states.values():
         items.append(Item(f"@{state.name}", state.type.nbytes, align(f"@{state.name}"), 10.0))
@@ -79,7 +80,9 @@ def data_items(program: Program, align: Callable[[str], int], arena_size: int) -
         rows = const.type.shape[0] if len(const.type.shape) == 2 else 1
         used_by_embed = any(op.opcode == "embed" and f"@{const.name}" in op.args for op in program.body)
         heat = 1.0 / rows if used_by_embed else 1.0
-        items.append(Item(f"@{const.name}", const.type.nbytes, align(f"@{const.name}"), heat))
+        size = const.type.nbytes if const_sizes is None else const_sizes[const.name]
+        if size:
+            items.append(Item(f"@{const.name}", size, align(f"@{const.name}"), heat))
     return items
 
 
@@ -104,10 +107,16 @@ def place(items: list[Item], regions: list[Region], machine: str) -> dict[str, i
 
 
 def allocate(program: Program, regions: list[Region], machine: str,
-             align: Callable[[str], int] = lambda name: 1) -> Program:
-    """Returns the program with its memory block filled in."""
+             align: Callable[[str], int] = lambda name: 1,
+             const_sizes: dict[str, int] | None = None) -> Program:
+    """Returns the program with its memory block filled in.
+
+    `const_sizes` gives the bytes each constant takes in the target's own encoding (a backend
+    may store a matrix as a stream with per-row constants, or fold a bias away: 0 bytes,
+    not placed); by default the tensor's own size.
+    """
     offsets, arena_size = arena_offsets(program, align)
-    addresses = place(data_items(program, align, arena_size), regions, machine)
+    addresses = place(data_items(program, align, arena_size, const_sizes), regions, machine)
     out = program.copy()
     arena = addresses.pop("%arena")
     out.memory = {**addresses, **{f"%{name}": arena + offset for name, offset in offsets.items()}}

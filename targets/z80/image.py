@@ -17,7 +17,7 @@ from soulc.ir.program import Program
 
 from .assembler import Assembled, assemble
 from .chatloop import STEP_SYMBOLS, chat_loop_asm
-from .codegen import step_asm
+from .codegen import const_bytes, step_asm
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,18 @@ def cold_asm(program: Program, io_asm: str, title: str, reply_prefix: str) -> st
     return "entry:\n        JP chat_main\n" + chat_loop_asm(program, title, reply_prefix) + io_asm
 
 
+def const_sizes(program: Program) -> dict[str, int]:
+    return {name: len(data) for name, data in const_bytes(program).items()}
+
+
 def data_asm(program: Program) -> str:
+    """Every placed constant, in the backend's encoding, at its address."""
+    encoded = const_bytes(program)
     lines = []
     for name, address in sorted(program.memory.items(), key=lambda item: item[1]):
         if not name.startswith("@") or name[1:] not in program.consts:
             continue
-        const = program.consts[name[1:]]
-        raw = const.data.astype(const.data.dtype.newbyteorder("<")).tobytes()
-        values = np.frombuffer(raw, np.uint8)
+        values = np.frombuffer(encoded[name[1:]], np.uint8)
         lines.append(f"        ORG 0x{address:04X}\n{label(name)}:")
         lines += [f"        DEFB {','.join(map(str, values[i:i + 32]))}" for i in range(0, len(values), 32)]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,8 @@ from soulc.passes.allocate import Region
 
 SCREEN = (0x4000, 0x5B00)
 SYSTEM = (0x5B00, 0x5CCB)          # printer buffer and system variables
-CODE_START = 0x6000                # CLEAR CODE_START-1: BASIC loader and stack below it
+CODE_START = 0x5E00                # CLEAR 24063: the BASIC loader (~45 bytes), its workspace and the
+                                   # machine stack (the chat loop and ROM need ~100 bytes) below it
 CONTENDED_END = 0x8000
 TOP = 0x10000
 

@@ -11,7 +11,7 @@ from soulc.errors import SoulcError
 from soulc.ir.program import Program
 from soulc.passes.allocate import allocate
 from soulc.targets.target import Build, Target
-from soulc.targets.z80.image import Layout, build_image, code_sizes, label
+from soulc.targets.z80.image import Layout, build_image, code_sizes, const_sizes, label
 
 from .io import spectrum_io_asm
 from .machine import CODE_START, ZX48, MachineMap, data_regions
@@ -39,11 +39,8 @@ def _code_ends(program: Program, machine: MachineMap) -> tuple[int, int]:
 
 def allocate_zx48(program: Program) -> Program:
     cold_end, hot_end = _code_ends(program, ZX48)
-    return allocate(program, data_regions(ZX48, cold_end, hot_end), ZX48.name, align=data_alignment)
-
-
-def data_alignment(name: str) -> int:
-    return 256 if name == "%arena" else 1
+    return allocate(program, data_regions(ZX48, cold_end, hot_end), ZX48.name,
+                    const_sizes=const_sizes(program))
 
 
 def build_zx48(program: Program) -> Build:
