@@ -30,7 +30,4 @@ def all_targets() -> list[Target]:
 
 
 def _load_builtin_targets() -> None:
-    try:
-        from . import zx  # noqa: F401  (registers zx48, zx128)
-    except ImportError:
-        pass
+    from . import zx  # noqa: F401  (registers the Spectrum targets)

@@ -1,7 +1,6 @@
 """ZX Spectrum targets: the machines, ROM I/O, TAP container and the emulator harness."""
-try:
-    from soulc.targets import register
-    from .zx48 import ZX48_TARGET
-    register(ZX48_TARGET)
-except ImportError:         # the Z80 code generator is not there yet
-    pass
+from soulc.targets import register
+
+from .zx48 import ZX48_TARGET
+
+register(ZX48_TARGET)
