@@ -206,6 +206,16 @@ class _Routines:
             return argmax.call_asm(ref[0], lo, hi) + "        LD (STEP_NEXT),A\n"
         raise SoulcError(f"the Z80 backend has no code for op {code}")
 
+    def helpers(self) -> set[str]:
+        needed = set()
+        modules = {"matvec": matvec, "mix": mix, "rmsnorm": rmsnorm, "embed": embed}
+        for code, module in modules.items():
+            if code in self.used or (code == "matvec" and self.scores_per_head):
+                needed |= module.NEEDS
+        if "scores_mul" in self.used:
+            needed |= scores.NEEDS_FALLBACK
+        return needed
+
     def routines(self) -> str:
         text = []
         if "matvec" in self.used or self.scores_per_head:
@@ -268,7 +278,7 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
             "        LD A,(STEP_NEXT)\n"
             "        EI\n"
             "        RET\n"
-            + routines.routines() + math_asm())
+            + routines.routines() + math_asm(routines.helpers()))
 
 
 def unused_for_data(program: Program) -> set[str]:

@@ -77,10 +77,8 @@ def _mul16u_body(label: str) -> str:
 """
 
 
-def math_asm() -> str:
-    """The helper subroutines (assembly text)."""
-    return f"""
-; ---- shared arithmetic (targets/z80/runtime_math.py) ----
+HELPERS = {
+    "m_mul16s": r"""
 m_mul16s:                       ; DE:HL = HL * DE, signed
         LD A,H
         XOR D
@@ -106,6 +104,9 @@ m_mul16s_b:
         CALL m_mul16u
         POP AF
         RET P
+        JP m_neg32
+""",
+    "m_neg32": r"""
 m_neg32:                        ; DE:HL = -DE:HL
         XOR A
         SUB L
@@ -120,7 +121,8 @@ m_neg32:                        ; DE:HL = -DE:HL
         SBC A,D
         LD D,A
         RET
-
+""",
+    "m_sat32": r"""
 m_sat32:                        ; HL = sat16(DE:HL)
         LD A,H
         RLA
@@ -135,7 +137,8 @@ m_sat32_out:
         RET Z
         INC HL
         RET
-
+""",
+    "m_add32": r"""
 m_add32:                        ; (IX..IX+3) += DE:HL
         LD A,(IX+0)
         ADD A,L
@@ -150,7 +153,8 @@ m_add32:                        ; (IX..IX+3) += DE:HL
         ADC A,D
         LD (IX+3),A
         RET
-
+""",
+    "m_mul8u": r"""
 m_mul8u:                        ; DE:HL = HL * E, unsigned: the last eight steps
         LD D,E
         LD E,0
@@ -158,9 +162,11 @@ m_mul8u:                        ; DE:HL = HL * E, unsigned: the last eight steps
         LD C,L
         LD HL,0
         JP m_mul16u_s8
-
+""",
+    "m_mul16u": r"""
 m_mul16u:                       ; DE:HL = HL * DE, unsigned
-{_mul16u_body("m_mul16u")}
+""" + _mul16u_body("m_mul16u") + r"""""",
+    "m_div32": r"""
 m_div32:                        ; DE:HL = DE:HL / BC, BC = remainder (unsigned)
         PUSH BC
         EXX
@@ -196,7 +202,8 @@ m_div32_done:
         EXX
         POP BC
         RET
-
+""",
+    "m_div16q": r"""
 m_div16q:                       ; HL = DE:HL / BC, DE = remainder, when DE < BC (unsigned)
         LD A,16
 m_div16q_loop:
@@ -220,7 +227,8 @@ m_div16q_one:
         DEC A
         JR NZ,m_div16q_loop
         RET
-
+""",
+    "m_isqrt": r"""
 m_isqrt:                        ; HL = floor(sqrt(DE:HL)), DE:HL < 2^30
         LD (m_sq_n),HL
         LD (m_sq_n+2),DE
@@ -301,4 +309,17 @@ m_sq_r: DEFS 4
 m_sq_b: DEFS 4
 m_sq_t: DEFS 4
 m_sq_cnt: DEFB 16
-"""
+""",
+}
+
+# what each helper calls
+_DEPENDS = {"m_mul16s": {"m_mul16u", "m_neg32"}, "m_mul8u": {"m_mul16u"}}
+
+
+def math_asm(needed=None) -> str:
+    """The helper subroutines (assembly text): those in `needed` and what they call, or all."""
+    names = set(HELPERS) if needed is None else set(needed)
+    for name in list(names):
+        names |= _DEPENDS.get(name, set())
+    text = "".join(HELPERS[name] for name in HELPERS if name in names)
+    return "\n; ---- shared arithmetic (targets/z80/runtime_math.py) ----" + text if text else ""

@@ -10,6 +10,8 @@ are added and the sum saturated. All registers may change.
 """
 from __future__ import annotations
 
+NEEDS = {"m_mul16u"}      # shared arithmetic it calls (runtime_math.py)
+
 
 def routine_name(index: int) -> str:
     return f"op_embed{index}"

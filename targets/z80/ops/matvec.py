@@ -36,13 +36,16 @@ which yields exactly 256*SumH + SumL = R.
 Columns are padded to a multiple of four (a block of the unrolled loop); dummy columns have
 w = 0 and read whatever lies before x: their lookups equal their share of R, so they cancel.
 A matrix wider than the unrolled loop is done in chunks of `unroll` columns, the row sums
-parked between chunks (6 bytes per row in mv_part).
+parked between chunks (32 bits per row in mv_part, reloaded as IY = low word, IX = 256 * byte 2,
+B' = byte 3).
 
 Stream layout (encode_weights): for each chunk, for each row, that chunk's u bytes; after
 each row of the last chunk its constant: Sg as 16 bits (mv_k16, when there is no bias and
 every row's Sg fits), otherwise bias - 257*Sg as 32 bits (mv_k32), little-endian.
 """
 from __future__ import annotations
+
+NEEDS = {"m_neg32"}      # shared arithmetic it calls (runtime_math.py)
 
 from dataclasses import dataclass
 
@@ -372,8 +375,10 @@ mv_last:
         LD (mv_end+1),HL
         JR mv_rows_go
 mv_rows:
-        LD HL,mv_save
+        LD HL,mv_raw
         LD (mv_end+1),HL
+        LD HL,mv_park
+        LD (mv_rret+1),HL
 mv_rows_go:
         LD HL,mv_part
         LD (mv_pp),HL
@@ -396,7 +401,7 @@ mv_chunk_end:
 
 mv_zerop:                               ; zero, and move on to this row's parking place
         LD HL,(mv_pp)
-        LD DE,6
+        LD DE,4
         ADD HL,DE
         LD (mv_pp),HL
 mv_zero:                                ; start a row from zero
@@ -410,58 +415,39 @@ mv_zero:                                ; start a row from zero
         EX AF,AF'
 mv_go:
         JP mvb0
-mv_load:                                ; continue a row from its parked sums
-        LD HL,(mv_pp)
-        LD A,(HL)
-        LD IXL,A
-        INC HL
-        LD A,(HL)
-        LD IXH,A
-        INC HL
-        LD A,(HL)
+mv_load:                                ; continue a row from its parked sum P:
+        LD HL,(mv_pp)                   ; IY = P low word, IX = 256 * P byte 2,
+        LD A,(HL)                       ; B' = P byte 3, A' = 0
         LD IYL,A
         INC HL
         LD A,(HL)
         LD IYH,A
         INC HL
         LD A,(HL)
+        LD IXH,A
+        LD IXL,0
+        INC HL
+        LD A,(HL)
         EXX
         LD B,A
         EXX
         INC HL
-        LD A,(HL)
-        EX AF,AF'
-        INC HL
         LD (mv_pp),HL
+        EX AF,AF'
+        XOR A
+        EX AF,AF'
         JP mv_go
 
 {body}
 mv_end:
         JP mv_k32
 
-mv_save:                                ; park this row's sums (not the last chunk)
-        LD HL,(mv_pp)
-        LD DE,-6
-        ADD HL,DE
-        LD A,IXL
-        LD (HL),A
-        INC HL
-        LD A,IXH
-        LD (HL),A
-        INC HL
-        LD A,IYL
-        LD (HL),A
-        INC HL
-        LD A,IYH
-        LD (HL),A
-        INC HL
-        EXX
-        LD A,B
-        EXX
-        LD (HL),A
-        INC HL
-        EX AF,AF'
-        LD (HL),A
+mv_park:                                ; park this row's sum HL:DE (not the last chunk)
+        LD IX,(mv_pp)
+        LD (IX-4),E
+        LD (IX-3),D
+        LD (IX-2),L
+        LD (IX-1),H
         EXX
         JP mv_rowdone_x
 
@@ -561,5 +547,5 @@ mv_left: DEFB 0
 mv_ones:
         DEFS {unroll},128
 mv_part:
-        DEFS {6 * part_rows}
+        DEFS {4 * part_rows}
 """

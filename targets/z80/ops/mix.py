@@ -14,6 +14,8 @@ dividends are below 65536 * s, so the 16-step divide does. All registers may cha
 """
 from __future__ import annotations
 
+NEEDS = {"m_div16q", "m_neg32"}      # shared arithmetic it calls (runtime_math.py)
+
 
 def call_asm(weights: str, values: str, out: str, heads: int, per_head: int, row_bytes: int,
              context: int) -> str:

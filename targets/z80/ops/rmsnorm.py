@@ -13,6 +13,8 @@ the value leaves the int16 range, where the saturated result is already decided.
 """
 from __future__ import annotations
 
+NEEDS = {"m_mul16u", "m_mul8u", "m_neg32", "m_sat32", "m_isqrt", "m_div32", "m_div16q", "m_add32"}      # shared arithmetic it calls (runtime_math.py)
+
 
 def call_asm(x: str, gain: str, y: str, n: int, gain_shift: int) -> str:
     if not 1 <= n <= 255:

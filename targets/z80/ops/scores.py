@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from soulc.targets.z80.runtime_math import GTAB
 
+NEEDS_FALLBACK = {"m_mul16s", "m_add32"}     # shared arithmetic op_scores_mul calls
+
 
 def fast(per_head: int, unroll: int) -> bool:
     return per_head % 4 == 0 and per_head <= unroll
