@@ -58,7 +58,7 @@ BLOCK_COLS = 4
 # written by the patch loop, and the block's size.
 _H_PATCH = (5, 30, 58, 83)         # (and the byte after: the page, A may be 256)
 _L_PATCH = (17, 42, 70, 95)
-BLOCK_SIZE = 148
+BLOCK_SIZE = 149
 PARAM_SIZE = 15
 
 
@@ -177,7 +177,7 @@ def _block(k: int, last: bool) -> str:
         text.append(_product(k, c0, "h") + _product(k, c0, "l"))
         text.append("        LD C,A\n")
         text.append(_product(k, c1, "h") + _product(k, c1, "l"))
-    text.append(f"        JR {'mv_end' if last else f'mvb{k + 1}'}\n")
+    text.append(f"mv_end:\n        JP mv_k32\n" if last else f"        JP mvb{k + 1}\n")
     for col in range(4):
         text.append(f"mvc{k}h{col}:\n        EXX\n        INC B\n        EXX\n        JR mvr{k}h{col}\n")
         text.append(f"mvc{k}l{col}:\n        EX AF,AF'\n        INC A\n        EX AF,AF'\n        JR mvr{k}l{col}\n")
@@ -191,7 +191,7 @@ def _store_result() -> str:
             "        LD A,D\n        EXX\n        LD (DE),A\n        INC DE\n"
             "mv_rowdone_x:\n"
             "        DEC HL\n        LD A,H\n        OR L\n        EXX\n"
-            "        JP NZ,mv_init\n        JP mv_chunk_end\n")
+            "mv_next:\n        JP NZ,mv_zero\n        JP mv_chunk_end\n")
 
 
 def finisher_asm(shift: int) -> str:
@@ -303,6 +303,7 @@ op_matvec:
         JR Z,mv_fresh
         LD HL,mv_zero                   ; same x: loop, entry and -R are still set
         LD (mv_init+1),HL
+        LD (mv_next+1),HL
         JP mv_last
 mv_fresh:
         LD HL,0
@@ -317,6 +318,7 @@ mv_fresh:
         LD HL,mv_zerop
 mv_single:
         LD (mv_init+1),HL
+        LD (mv_next+1),HL
 mv_chunk:
         LD A,(mv_left)
         DEC A
@@ -394,6 +396,7 @@ mv_chunk_end:
         LD SP,(mv_sp)
         LD HL,mv_load
         LD (mv_init+1),HL
+        LD (mv_next+1),HL
         LD HL,mv_left
         DEC (HL)
         JP NZ,mv_chunk
@@ -439,9 +442,6 @@ mv_load:                                ; continue a row from its parked sum P:
         JP mv_go
 
 {body}
-mv_end:
-        JP mv_k32
-
 mv_park:                                ; park this row's sum HL:DE (not the last chunk)
         LD IX,(mv_pp)
         LD (IX-4),E
@@ -480,6 +480,18 @@ mv_radd:                                ; R += HL:DE
 mv_vret:
         JP mv_virt_done
 
+mv_k32:                                 ; the row constant is bias - 257*Sg: add -R
+        POP HL
+mv_nrlo:
+        LD DE,0
+        ADD HL,DE
+        EX DE,HL
+        POP HL
+mv_nrhi:
+        LD BC,0
+        ADC HL,BC
+        EX DE,HL                        ; HL = low, DE = high
+        JP mv_tail
 mv_k16:                                 ; the row constant is Sg: start from -R - 257*Sg
         POP DE
         LD A,D
@@ -498,18 +510,6 @@ mv_n16hi:
         LD HL,0
         LD B,0
         SBC HL,BC
-        EX DE,HL                        ; HL = low, DE = high
-        JP mv_tail
-mv_k32:                                 ; the row constant is bias - 257*Sg: add -R
-        POP HL
-mv_nrlo:
-        LD DE,0
-        ADD HL,DE
-        EX DE,HL
-        POP HL
-mv_nrhi:
-        LD BC,0
-        ADC HL,BC
         EX DE,HL                        ; HL = low, DE = high
 mv_tail:                                ; + SumL + 256*SumH, then finish
         LD C,IYL

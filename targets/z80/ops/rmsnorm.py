@@ -13,6 +13,8 @@ the value leaves the int16 range, where the saturated result is already decided.
 """
 from __future__ import annotations
 
+from soulc.targets.z80.runtime_math import GTAB
+
 NEEDS = {"m_mul16u", "m_mul8u", "m_neg32", "m_sat32", "m_isqrt", "m_div32", "m_div16q", "m_add32"}      # shared arithmetic it calls (runtime_math.py)
 
 
@@ -24,7 +26,7 @@ def call_asm(x: str, gain: str, y: str, n: int, gain_shift: int) -> str:
 
 
 def routine_asm() -> str:
-    return """
+    return f"""
 ; ---- rmsnorm (targets/z80/ops/rmsnorm.py) ----
 op_rmsnorm:
         POP HL
@@ -63,7 +65,32 @@ rn_square:                              ; rn_sum += (x >> 4)^2
         SBC A,A
         SUB H
         LD H,A
-rn_abs:                                 ; |xs| <= 2048: twelve steps do
+rn_abs:
+        LD A,H
+        OR A
+        JR NZ,rn_big
+        LD A,L                          ; |xs| < 256: xs^2 = g(xs) + g(-xs) = G[256+xs] + G[256-xs]
+        LD H,{GTAB} >> 8
+        INC H
+        LD E,(HL)
+        INC H
+        INC H
+        LD D,(HL)                       ; DE = G[256 + xs]
+        NEG
+        LD L,A
+        LD H,{GTAB} >> 8
+        JR NZ,rn_low
+        INC H                           ; (xs = 0: G[256])
+rn_low:
+        LD A,(HL)
+        INC H
+        INC H
+        LD H,(HL)
+        LD L,A                          ; HL = G[256 - xs]
+        ADD HL,DE                       ; (at most 255^2: no carry)
+        LD DE,0
+        JR rn_sq_done
+rn_big:                                 ; |xs| <= 2048: twelve steps do
         LD D,H
         LD E,L
         LD B,H
@@ -76,6 +103,7 @@ rn_abs:                                 ; |xs| <= 2048: twelve steps do
         EX DE,HL
         LD HL,0
         CALL m_mul16u_s4
+rn_sq_done:
         LD IX,rn_sum
         CALL m_add32
         LD HL,rn_k
