@@ -27,16 +27,21 @@ def encode(tokenizer: Tokenizer, text: str) -> list[int]:
     chars = tokenizer.char_ids
     ids = [chars[ch] for ch in text if ch in chars]
     for left, right, merged in tokenizer.merges:
-        out, i = [], 0
-        while i < len(ids):
-            if i + 1 < len(ids) and ids[i] == left and ids[i + 1] == right:
-                out.append(merged)
-                i += 2
-            else:
-                out.append(ids[i])
-                i += 1
-        ids = out
+        ids = apply_merge(ids, left, right, merged)
     return ids
+
+
+def apply_merge(ids: list[int], left: int, right: int, merged: int) -> list[int]:
+    """One left-to-right, non-overlapping pass of one merge over the ids."""
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == left and ids[i + 1] == right:
+            out.append(merged)
+            i += 2
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
 
 
 def decode(tokenizer: Tokenizer, ids: list[int]) -> str:

@@ -26,6 +26,7 @@ from collections import Counter
 
 from soulc.errors import SoulcError
 from soulc.frontends.tokenizer_json import is_special, tokenizer_from_json
+from soulc.ir.chat import apply_merge
 from soulc.ir.program import Tokenizer
 
 SPECIALS = ("<PAD>", "<SEP>", "<UNK>", "<END>")
@@ -45,19 +46,6 @@ def _alphabet(counts: Counter, room: int) -> list[str]:
     def order(c):
         return (0, c) if c == " " else (1, c) if c.isalpha() else (2, -counts[c], c)
     return sorted(kept, key=order)
-
-
-def apply_merge(ids: list[int], left: int, right: int, merged: int) -> list[int]:
-    """One left-to-right, non-overlapping pass (the chat loop's rule)."""
-    out, i = [], 0
-    while i < len(ids):
-        if i + 1 < len(ids) and ids[i] == left and ids[i + 1] == right:
-            out.append(merged)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 def train_bpe(texts: list[str], vocab_size: int = 128) -> dict:
