@@ -13,7 +13,9 @@ shared arithmetic. `step` computes one position:
 
 Every op is a CALL to a routine followed by an inline parameter block (see ops/*.py).
 Values are int16 little-endian, scores int32 [heads, context], softmax weights u8 [heads,
-context], as in the interpreter; states are int16 [context, width].
+context], as in the interpreter; states are int16 [context, width], except a key cache read
+only by scores ops whose head width suits the matvec loop: its rows hold the same bytes per
+head as offset-form high bytes then low bytes (ops/store.py op_storek, ops/scores.py).
 
 Constants are not emitted here (the image places them), but some are stored in this
 backend's own form: `const_bytes(program)` gives the bytes every constant must hold.
