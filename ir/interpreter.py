@@ -169,6 +169,10 @@ class Interpreter:
         if code == "store":
             self.states[a[0][1:]][pos] = value(1)
             return None
+        if code == "concat":
+            return np.concatenate([value(0), value(1)])
+        if code == "bank":
+            return None                 # paging moves no numbers
         if code == "argmax":
             return argmax(value(0), *self.program.settings.argmax)
         raise NotImplementedError(code)

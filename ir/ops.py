@@ -22,6 +22,8 @@ class OpError(Exception):
     """An op whose operands or attributes do not fit its opcode."""
 
 
+BANK_WINDOW = (0xC000, 0x10000)     # where a `bank` op pages its bank in
+BANK_MAX = 7
 OPTIONAL = "optional"     # an attribute's default meaning "may be absent" (the infer function sees None)
 
 
@@ -136,6 +138,15 @@ def infer_store(p, attrs, state, x):
     return None
 
 
+def infer_concat(p, attrs, a, b):
+    return TensorType("i16", (_vector(a, "first part") + _vector(b, "second part"),))
+
+
+def infer_bank(p, attrs):
+    _need(0 <= attrs["n"] <= BANK_MAX, f"bank {attrs['n']} is outside 0..{BANK_MAX}")
+    return None
+
+
 def infer_argmax(p, attrs, logits):
     n = _vector(logits, "logits")
     lo, hi = p.settings.argmax
@@ -160,6 +171,11 @@ OPS: dict[str, OpSpec] = {
                   "per head, sum w*v floor-divided by max(1, sum w), saturated"),
     "store": OpSpec(("state", "value"), {}, infer_store,
                     "write the value into the state row of the current position"),
+    "concat": OpSpec(("value", "value"), {}, infer_concat,
+                     "the first vector's elements, then the second's (joins a matvec split by rows)"),
+    "bank": OpSpec((), {"n": None}, infer_bank,
+                   "page memory bank n in at 0xC000 (BANK_WINDOW): the constants and states placed in "
+                   "that bank are readable until the next bank op; no effect on the values"),
     "argmax": OpSpec(("value",), {}, infer_argmax,
                      "the id in the settings' argmax range with the largest logit, lowest on a tie"),
 }

@@ -45,7 +45,7 @@ def _build(tree) -> Program:
         raise VerifyError(f"{_at(header.meta)}: this is soul format {header.children[0]}, soulc reads {VERSION}")
     consts, states, data = {}, {}, {}
     body_tree = None
-    memory = {}
+    memory, banks = {}, {}
     for item in rest:
         if item.data in ("const", "state"):
             name = str(item.children[0])[1:]
@@ -59,6 +59,7 @@ def _build(tree) -> Program:
                 consts[name] = Const(name, ttype, None, shift)
         elif item.data == "memory":
             memory = {str(p.children[0]): int(str(p.children[1]), 16) for p in item.children}
+            banks = {str(p.children[0]): int(p.children[2]) for p in item.children if len(p.children) > 2}
         elif item.data == "body":
             body_tree = item
         elif item.data == "data":
@@ -82,7 +83,7 @@ def _build(tree) -> Program:
                 raise VerifyError(f"{_at(item.meta)}: @{name} holds a value outside {t.dtype}")
         const.data = values.astype(DTYPES[t.dtype]).reshape(t.shape)
     return Program(_settings(settings_tree), _tokenizer(tok_tree), consts, states,
-                   str(body_tree.children[0].children[0]), [_op(s) for s in body_tree.children[1:]], memory)
+                   str(body_tree.children[0].children[0]), [_op(s) for s in body_tree.children[1:]], memory, banks)
 
 
 def _numbers(words: list[str], dtype: str, where: str) -> np.ndarray:
@@ -143,7 +144,7 @@ def _op(tree) -> Op:
         result = None
     return Op(
         opcode=str(opcode),
-        args=[str(a) for a in operands.children],
+        args=[str(a) for a in operands.children] if operands is not None else [],
         attrs={str(a.children[0]): int(a.children[1]) for a in attrs.children},
         result=result,
         type=_type(annotation[0]) if annotation else None,

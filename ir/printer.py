@@ -26,7 +26,7 @@ def _numbers(values) -> str:
 
 
 def print_op(op: Op) -> str:
-    text = f"{op.opcode} {', '.join(op.args)}"
+    text = " ".join([op.opcode] + ([", ".join(op.args)] if op.args else []))
     text += "".join(f" {name} {value}" for name, value in op.attrs.items())
     if op.result is not None:
         return f"%{op.result} = {text} : {op.type}"
@@ -62,7 +62,8 @@ def print_program(program: Program, with_data: bool = True) -> str:
         out.append(f"state @{st.name} : {st.type}")
     if program.memory:
         out += ["", "memory {"]
-        out += [f"  {name} 0x{address:04X}" for name, address in program.memory.items()]
+        out += [f"  {name} 0x{address:04X}" + (f" bank {program.banks[name]}" if name in program.banks else "")
+                for name, address in program.memory.items()]
         out.append("}")
     out += ["", f"{program.form} {{"]
     out += [f"  {print_op(op)}" for op in program.body]

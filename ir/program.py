@@ -7,7 +7,8 @@ A Program holds
   (or, straight from a float frontend, f32 tensors that the quantise pass turns into those);
 - states: buffers that live across positions (the KV caches);
 - a body: a list of ops in SSA form computing the next token from one position;
-- once a target has placed them, the memory address of constants, states and values.
+- once a target has placed them, the memory address of constants, states and values, and
+  for a machine that pages memory in banks, the bank of those that lie in one.
 
 The body comes in two forms. In the `seq` form an op that reads the history of a value
 (`scores`, `mix`) sees that value at every position so far: the model is recomputed over
@@ -105,6 +106,8 @@ class Program:
     form: str                       # "seq" or "step"
     body: list[Op]
     memory: dict[str, int] = field(default_factory=dict)   # "@const"/"@state"/"%value" -> address
+    banks: dict[str, int] = field(default_factory=dict)    # "@const"/"@state" -> the memory bank it lies in
+                                                           # (seen at 0xC000 while a `bank` op has paged it)
 
     def float_consts(self) -> list[str]:
         """Names of the f32 constants: a program with any is not quantised yet."""
@@ -123,4 +126,5 @@ class Program:
             form=self.form,
             body=[Op(o.opcode, list(o.args), dict(o.attrs), o.result, o.type, o.where) for o in self.body],
             memory=dict(self.memory),
+            banks=dict(self.banks),
         )

@@ -9,7 +9,7 @@ import numpy as np
 
 from soulc.errors import SoulcError
 
-from .ops import HISTORY_OPS, OPS, OPTIONAL, OpError
+from .ops import BANK_WINDOW, HISTORY_OPS, OPS, OPTIONAL, OpError
 from .program import DTYPES, Op, Program
 
 
@@ -52,6 +52,7 @@ def verify(program: Program) -> Program:
     if sum(op.opcode == "argmax" for op in program.body) != 1:
         raise VerifyError("the body must hold exactly one argmax")
     _verify_memory(program)
+    _verify_banks(program)
     return program
 
 
@@ -168,3 +169,33 @@ def _verify_memory(program: Program) -> None:
             raise VerifyError(f"memory: {name} is placed but not declared")
         if not (0 <= address and address + sizes[name] <= 0x10000):
             raise VerifyError(f"memory: {name} at 0x{address:04X} runs past 0xFFFF")
+
+
+def _verify_banks(program: Program) -> None:
+    """Banked names lie in the bank window, and every op that reads or writes one runs while
+    its bank is paged in: a `bank` op before it, none for another bank in between. The bank
+    paged in when a step begins is unknown (the last one of the step before, or whatever the
+    chat loop left), so each step must page its first bank itself."""
+    lo, hi = BANK_WINDOW
+    sizes = {f"@{c.name}": c.type.nbytes for c in program.consts.values()}
+    sizes.update({f"@{s.name}": s.type.nbytes for s in program.states.values()})
+    for name, bank in program.banks.items():
+        if name not in sizes:
+            raise VerifyError(f"banks: {name} is given a bank but is not a declared constant or state")
+        if not 0 <= bank <= 7:
+            raise VerifyError(f"banks: {name} is in bank {bank}, outside 0..7")
+        address = program.memory.get(name)
+        if address is not None and not (lo <= address and address + sizes[name] <= hi):
+            raise VerifyError(f"memory: {name} is in bank {bank} but not inside the bank window "
+                              f"0x{lo:04X}-0x{hi - 1:04X}")
+    paged = None
+    for index, op in enumerate(program.body):
+        if op.opcode == "bank":
+            paged = op.attrs["n"]
+            continue
+        for arg in op.args:
+            bank = program.banks.get(arg)
+            if bank is not None and bank != paged:
+                now = "no bank is paged in yet" if paged is None else f"bank {paged} is paged in"
+                raise VerifyError(f"{_where(op, index)}: {op.opcode} uses {arg}, which lies in bank {bank}, "
+                                  f"but {now}")
