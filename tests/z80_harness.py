@@ -12,7 +12,7 @@ from skoolkit.simutils import PC, SP, T
 from soulc.targets.z80.assembler import assemble
 
 STOP = 0x0008           # a return address nothing else uses
-STACK_TOP = 0x7FF0
+STACK_TOP = 0x6000      # the stack grows down from here; code and data go above it
 
 
 class Machine:
