@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from soulc.errors import SoulcError
 from soulc.ir.program import Op, Program
 
-from .ops import add, argmax, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store
+from .ops import add, argmax, bank, concat, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store
 from .runtime_math import gtable_asm, math_asm
 
 UNROLL = 32         # columns in the unrolled matvec loop: wider matrices go in chunks
@@ -203,6 +203,10 @@ class _Routines:
             heads = op.attrs["heads"]
             width = typ(a[1]).shape[1]
             return mix.call_asm(ref[0], ref[1], out, heads, width // heads, 2 * width, p.settings.context)
+        if code == "bank":                      # inline, see ops/bank.py
+            return bank.call_asm(op.attrs["n"])
+        if code == "concat":                    # inline, see ops/concat.py
+            return concat.call_asm(ref[0], ref[1], out, typ(a[0]).shape[0], typ(a[1]).shape[0])
         if code == "argmax":
             lo, hi = p.settings.argmax
             return argmax.call_asm(ref[0], lo, hi) + "        LD (STEP_NEXT),A\n"
