@@ -144,8 +144,8 @@ def float_reply(program: Program, model: FloatModel, prompt: list[int]) -> list[
 
 def corpus_figures(program: Program, model: FloatModel, corpus: str | Path, limit: int | None = None):
     """Teacher-forced agreement and exact replies over a corpus (the first `limit` exchanges)."""
-    from soulc.train.corpus import read_corpus, unique_prompts
-    from soulc.train.data import sequences
+    from soulc.train.corpus import read_corpus
+    from soulc.train.data import distinct_prompts, sequences
     from soulc.train.measure import Figures
 
     exchanges = read_corpus(corpus)[:limit]
@@ -170,12 +170,11 @@ def corpus_figures(program: Program, model: FloatModel, corpus: str | Path, limi
             figures.agree += int(ours == floats[t])
             figures.int_correct += int(ours == targets[t])
             figures.float_correct += int(floats[t] == targets[t])
-    for text in unique_prompts(exchanges):
-        prompt = frame_prompt(program, encode(program.tokenizer, text))
-        if prompt is None:
-            continue
+    for prompt, answers in zip(*distinct_prompts(exchanges, program.tokenizer, s.context)):
+        reply = generate(step, prompt, it)
         figures.prompts += 1
-        figures.same_replies += int(generate(step, prompt, it) == float_reply(program, model, prompt))
+        figures.same_replies += int(reply == float_reply(program, model, prompt))
+        figures.whole_replies += int(tuple(reply) in answers)
     return len(exchanges), figures
 
 
@@ -214,4 +213,5 @@ def quant_report(path: str | Path, program: Program, numerics: str, out, prompts
           f"positions ({f.agreement:.1%}); against the corpus: integer {f.int_accuracy:.1%}, "
           f"float {f.float_accuracy:.1%}\n")
         w(f"  replies: the integer reply is exactly the float reply for {f.same_replies} of {f.prompts} "
-          f"inputs ({f.exact_rate:.1%})\n")
+          f"inputs ({f.exact_rate:.1%}); {f.whole_replies} integer replies ({f.whole_rate:.1%}) are one of "
+          "the corpus's own responses to the input, whole\n")

@@ -50,3 +50,14 @@ def sequences(exchanges: list[Exchange], tokenizer: Tokenizer, context: int) -> 
     targets[:, :-1] = ids[:, 1:]
     return Sequences(ids, targets, mask, np.array([len(r) for r in rows], dtype=np.int64),
                      np.array(prompts, dtype=np.int64))
+
+
+def distinct_prompts(exchanges: list[Exchange], tokenizer: Tokenizer, context: int):
+    """The distinct framed inputs (in corpus order), and for each the set of the corpus's responses
+    to it (token ids, without <END>)."""
+    answers: dict[tuple[int, ...], set[tuple[int, ...]]] = {}
+    for e in exchanges:
+        prompt = frame(tokenizer, e.prompt, context)
+        if prompt:
+            answers.setdefault(tuple(prompt), set()).add(tuple(encode(tokenizer, e.response)))
+    return [list(p) for p in answers], list(answers.values())

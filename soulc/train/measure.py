@@ -67,6 +67,7 @@ class Figures:
     float_correct: int = 0
     prompts: int = 0
     same_replies: int = 0       # integer reply == float reply, exactly
+    whole_replies: int = 0      # the integer reply is one of the corpus's responses to the input, whole
 
     @property
     def agreement(self) -> float:
@@ -83,6 +84,10 @@ class Figures:
     @property
     def exact_rate(self) -> float:
         return self.same_replies / max(1, self.prompts)
+
+    @property
+    def whole_rate(self) -> float:
+        return self.whole_replies / max(1, self.prompts)
 
 
 def teacher_forced(int_fn, float_fn, seqs: Sequences, settings: Settings, figures: Figures,
@@ -101,9 +106,13 @@ def teacher_forced(int_fn, float_fn, seqs: Sequences, settings: Settings, figure
     return figures
 
 
-def replies(int_fn, float_fn, prompts: list[list[int]], settings: Settings, figures: Figures):
+def replies(int_fn, float_fn, prompts: list[list[int]], settings: Settings, figures: Figures,
+            responses: list[set[tuple[int, ...]]] | None = None):
+    """`responses`: for each prompt, the corpus's responses to it (token ids, without <END>)."""
     ints = greedy(int_fn, prompts, settings)
     floats = greedy(float_fn, prompts, settings)
     figures.prompts += len(prompts)
     figures.same_replies += sum(a == b for a, b in zip(ints, floats))
+    if responses is not None:
+        figures.whole_replies += sum(tuple(r) in want for r, want in zip(ints, responses))
     return ints, floats

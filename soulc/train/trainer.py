@@ -34,8 +34,8 @@ from soulc.passes.kv_cache import kv_cache
 
 from . import measure
 from .batched import batch_logits
-from .corpus import read_corpus, unique_prompts
-from .data import frame, sequences
+from .corpus import read_corpus
+from .data import distinct_prompts, sequences
 from .export import chat_settings, int_program, onnx_bytes, write_onnx
 from .qat import QATModel, Shape
 from .options import TrainOptions
@@ -100,7 +100,7 @@ def train(corpus: str | Path, output: str | Path | None, options: TrainOptions =
                   ffn=options.ffn, context=options.context, score_scale=options.score_scale)
     settings_json = chat_settings(shape, options.max_reply)
     seqs = sequences(exchanges, tokenizer, shape.context)
-    prompts = [p for p in (frame(tokenizer, text, shape.context) for text in unique_prompts(exchanges)) if p]
+    prompts, responses = distinct_prompts(exchanges, tokenizer, shape.context)
 
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -109,7 +109,7 @@ def train(corpus: str | Path, output: str | Path | None, options: TrainOptions =
     try:
         torch.manual_seed(options.seed)
         model = QATModel(shape, options.seed)
-        result = _train(model, seqs, prompts, tokenizer, settings_json, options, out)
+        result = _train(model, seqs, (prompts, responses), tokenizer, settings_json, options, out)
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
@@ -190,7 +190,7 @@ def evaluate(model: QATModel, seqs, prompts, tokenizer, settings_json, probes) -
     settings = program.settings
     int_fn, float_fn = (lambda ids: batch_logits(program, ids)), float_logits_fn(model)
     figures = measure.teacher_forced(int_fn, float_fn, seqs, settings, measure.Figures())
-    measure.replies(int_fn, float_fn, prompts, settings, figures)
+    measure.replies(int_fn, float_fn, prompts[0], settings, figures, prompts[1])
     step = kv_cache(program)
     interpreter = Interpreter(step)
     side = []
@@ -207,7 +207,8 @@ def _report(progress: Progress, ev: Evaluation):
     f = ev.figures
     progress.line(f" epoch {ev.epoch}: loss {ev.loss:.3f}; teacher-forced accuracy float {f.float_accuracy:.1%}, "
                   f"integer {f.int_accuracy:.1%}; integer = float at {f.agreement:.1%} of {f.positions} positions; "
-                  f"{f.same_replies}/{f.prompts} replies identical ({f.exact_rate:.1%})")
+                  f"{f.same_replies}/{f.prompts} replies identical ({f.exact_rate:.1%}); "
+                  f"{f.whole_rate:.1%} of the integer replies are whole corpus responses")
     for text, floats, ints in ev.probes:
         mark = "=" if floats == ints else "x"
         progress.line(f"   {text!r:18} float {floats!r:40} {mark} integer {ints!r}")
