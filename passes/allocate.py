@@ -86,8 +86,13 @@ def data_items(program: Program, align: Callable[[str], int], arena_size: int,
     return items
 
 
-def place(items: list[Item], regions: list[Region], machine: str) -> dict[str, int]:
-    """First fit, hottest first, each region filled upwards from its start."""
+def place(items: list[Item], regions: list[Region], machine: str,
+          optional: frozenset[str] = frozenset()) -> dict[str, int]:
+    """First fit, hottest first, each region filled upwards from its start.
+
+    An item named in `optional` that fits nowhere is left out of the result (the caller puts
+    it elsewhere, e.g. in a memory bank); any other is an error.
+    """
     cursor = {r.name: r.start for r in regions}
     addresses = {}
     for item in sorted(items, key=lambda i: (-i.heat, -i.size, i.name)):
@@ -98,6 +103,8 @@ def place(items: list[Item], regions: list[Region], machine: str) -> dict[str, i
                 cursor[region.name] = start + item.size
                 break
         else:
+            if item.name in optional:
+                continue
             needed = sum(i.size for i in items)
             free = sum(r.size for r in regions)
             raise SoulcError(f"the model does not fit: its data needs {needed} bytes, {machine} has "

@@ -50,12 +50,13 @@ def const_sizes(program: Program) -> dict[str, int]:
     return {name: len(data) for name, data in const_bytes(program).items()}
 
 
-def data_asm(program: Program) -> str:
-    """Every placed constant, in the backend's encoding, at its address."""
+def data_asm(program: Program, bank: int | None = None) -> str:
+    """Every placed constant, in the backend's encoding, at its address: those in always-visible
+    memory, or with `bank`, those in that memory bank (program.banks)."""
     encoded = const_bytes(program)
     lines = []
     for name, address in sorted(program.memory.items(), key=lambda item: item[1]):
-        if not name.startswith("@") or name[1:] not in program.consts:
+        if not name.startswith("@") or name[1:] not in program.consts or program.banks.get(name) != bank:
             continue
         values = np.frombuffer(encoded[name[1:]], np.uint8)
         lines.append(f"        ORG 0x{address:04X}\n{label(name)}:")

@@ -264,12 +264,15 @@ class Spectrum:
                  fast_load: bool = True) -> "Spectrum":
         """Load a TAP through the ROM loader and stop as the program starts.
 
-        `start` defaults to the address in the tape's BASIC `RANDOMIZE USR n`.
+        `start` defaults to where a soul's chat starts (tap.start_address): the
+        address in the tape's BASIC `RANDOMIZE USR n`, or for a tape whose program
+        loads further blocks itself (a 128K soul's banks), its first code block.
+        tap2sna's simulated LOAD runs on until then, feeding those blocks to the
+        program's own calls of LD-BYTES as it does to the ROM's.
         """
         data = tap if isinstance(tap, bytes) else Path(tap).read_bytes()
         if start is None:
-            programs = [f for f in tapfile.read_tap(data) if f.kind == tapfile.PROGRAM]
-            start = tapfile.usr_address(programs[0].data) if programs else None
+            start = tapfile.start_address(data)
         return cls(load_snapshot(data, machine, start, fast_load), machine)
 
     # state -------------------------------------------------------------------

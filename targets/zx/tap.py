@@ -7,8 +7,14 @@ checksum of flag and payload. A header's payload is 17 bytes: type (0 program,
 autostart line and program length; code: load address and 32768).
 
 `make_tap` writes a BASIC loader, `10 CLEAR c: LOAD ""CODE: ...: RANDOMIZE USR e`,
-followed by one header + data pair per code block, loaded in order. Reading
-uses skoolkit's tape parser and checks what it finds.
+followed by one header + data pair per code block, loaded in order, and then
+any headerless data blocks that the program loads itself (a 128K soul's memory
+banks, see bank_loader.py). Reading uses skoolkit's tape parser and checks
+what it finds.
+
+Where a soul's chat starts: its first code block begins with the chat loop's
+entry. A 48K tape's USR calls it; a tape with headerless blocks calls its
+bank loader, which jumps there when the banks are loaded (`start_address`).
 """
 
 from dataclasses import dataclass
@@ -20,6 +26,7 @@ from soulc.errors import SoulcError
 
 PROGRAM = 0
 CODE = 3
+HEADERLESS = -1  # a data block with no header before it: loaded by the program, not by LOAD
 HEADER_FLAG = 0x00
 DATA_FLAG = 0xFF
 LOADER_LINE = 10
@@ -87,11 +94,13 @@ def loader_program(clear: int, entry: int, code_blocks: int) -> bytes:
     return basic_line(LOADER_LINE, body)
 
 
-def make_tap(name: str, blocks: Sequence[tuple[int, bytes]], entry: int, clear: int) -> bytes:
+def make_tap(name: str, blocks: Sequence[tuple[int, bytes]], entry: int, clear: int,
+             headerless: Sequence[bytes] = ()) -> bytes:
     """A TAP that auto-runs a BASIC loader, loads each (address, data) block, then calls `entry`.
 
     `clear` is the CLEAR address (new RAMTOP): the machine stack sits just below
-    it, so every block must load above it.
+    it, so every block must load above it. The `headerless` data blocks follow,
+    for the program to load.
     """
     if not blocks:
         raise SoulcError("a tape needs at least one code block")
@@ -112,6 +121,10 @@ def make_tap(name: str, blocks: Sequence[tuple[int, bytes]], entry: int, clear: 
     tape = header(PROGRAM, name, len(program), LOADER_LINE, len(program)) + tap_block(DATA_FLAG, program)
     for address, data in blocks:
         tape += header(CODE, name, len(data), address, CODE_PARAM2) + tap_block(DATA_FLAG, bytes(data))
+    for data in headerless:
+        if not 0 < len(data) <= 0xFFFF:
+            raise SoulcError(f"a headerless block of {len(data)} bytes")
+        tape += tap_block(DATA_FLAG, bytes(data))
     return tape
 
 
@@ -132,12 +145,17 @@ def read_blocks(tap: bytes) -> list[tuple[int, bytes]]:
 
 
 def read_tap(tap: bytes) -> list[TapeFile]:
-    """The files on a TAP (each header paired with the data block after it)."""
+    """The files on a TAP (each header paired with the data block after it); a data block
+    where a header would be, after the first file, is a HEADERLESS file (no name, parameters 0)."""
     files = []
     blocks = read_blocks(tap)
     i = 0
     while i < len(blocks):
         flag, payload = blocks[i]
+        if flag == DATA_FLAG and files:
+            files.append(TapeFile(HEADERLESS, "", 0, 0, payload))
+            i += 1
+            continue
         if flag != HEADER_FLAG or len(payload) != 17:
             raise SoulcError(f"TAP block {i + 1} is not a header")
         if i + 1 >= len(blocks) or blocks[i + 1][0] != DATA_FLAG:
@@ -188,3 +206,19 @@ def usr_address(program: bytes) -> int | None:
             j += 1
         i += 4 + length
     return None
+
+
+def start_address(tap: bytes) -> int | None:
+    """Where a soul's chat starts (see the module docstring): None if the tape has no BASIC
+    loader with a USR."""
+    files = read_tap(tap)
+    programs = [f for f in files if f.kind == PROGRAM]
+    usr = usr_address(programs[0].data) if programs else None
+    if usr is None or not any(f.kind == HEADERLESS for f in files):
+        return usr
+    return next((f.address for f in files if f.kind == CODE), None)
+
+
+def loads_banks(tap: bytes) -> bool:
+    """Does the tape's program load headerless blocks itself (a 128K soul's memory banks)?"""
+    return any(f.kind == HEADERLESS for f in read_tap(tap))
