@@ -17,8 +17,10 @@ SECONDS = 3_500_000  # T-states in a Spectrum second, for messages
 
 
 def detect_machine(tap: bytes) -> str:
-    """The Spectrum a tape is for. Nothing on a soulc tape marks it as 128K yet, so: the 48K."""
-    return "48"
+    """The Spectrum a tape is for: the 128K if its program loads memory banks itself (headerless
+    blocks after its code, as zx128 writes), else the 48K."""
+    from soulc.targets.zx import tap as tapfile
+    return "128" if tapfile.loads_banks(tap) else "48"
 
 
 def _check_typable(prompts: Sequence[str]) -> None:
@@ -53,11 +55,10 @@ def _start(path: str, machine: str | None):
     except OSError as e:
         raise SoulcError(f"cannot read {path}: {e.strerror or e}") from None
     try:
-        files = tapfile.read_tap(data)
+        tapfile.read_tap(data)
     except SoulcError as e:
         raise SoulcError(f"{path}: {e}") from None
-    programs = [f for f in files if f.kind == tapfile.PROGRAM]
-    entry = tapfile.usr_address(programs[0].data) if programs else None
+    entry = tapfile.start_address(data)
     if entry is None:
         raise SoulcError(f"{path}: not a soulc tape: no BASIC loader with RANDOMIZE USR")
     machine = machine or detect_machine(data)

@@ -233,7 +233,9 @@ def load_snapshot(tap: bytes, machine: str, start: int | None, fast_load: bool =
     with tempfile.TemporaryDirectory(prefix="soulc-zx-") as work:
         tap_path, szx_path = Path(work, "program.tap"), Path(work, "loaded.szx")
         tap_path.write_bytes(tap)
-        args = ["-c", f"machine={machine}", "-c", "timeout=600", "-c", f"fast-load={int(fast_load)}"]
+        # Spectrum seconds: the ROM loads about 170 bytes a second, a 128K soul's tape takes minutes
+        timeout = max(600, 120 + len(tap) // 150)
+        args = ["-c", f"machine={machine}", "-c", f"timeout={timeout}", "-c", f"fast-load={int(fast_load)}"]
         if start is not None:
             args += ["--start", str(start)]
         log = io.StringIO()
