@@ -12,7 +12,7 @@ The BASIC loader (`CLEAR 24063: LOAD ""CODE: RANDOMIZE USR load_banks`) loads th
    block, carry set to load rather than verify; carry comes back reset on a loading error);
 3. pages bank 0 back in and jumps to the chat loop's `entry`.
 
-On a loading error it prints `Tape loading error` and stops, rather than returning to 128
+On a loading error it prints `Tape loading error.` and stops, rather than returning to 128
 BASIC: the editor's workspace in bank 7 may already have been overwritten by then.
 BREAK during loading gives the ROM's own `D BREAK - CONT repeats`.
 
@@ -27,8 +27,8 @@ LD_BYTES = 0x0556
 DATA_FLAG = 0xFF
 END = 0xFF
 PROBE = 0xC000
-NOT_128K = "This tape needs a Spectrum 128K in 128 BASIC (use Tape Loader)."
-LOAD_ERROR = "Tape loading error: rewind and LOAD again."
+NOT_128K = "This tape needs a Spectrum 128K\rin 128 BASIC: use Tape Loader."     # 32 columns a line
+LOAD_ERROR = "Tape loading error.\rRewind the tape and LOAD again."
 
 
 def _message(label: str, text: str) -> str:
