@@ -91,11 +91,11 @@ def place(items: list[Item], regions: list[Region], machine: str,
     """First fit, hottest first, each region filled upwards from its start.
 
     An item named in `optional` that fits nowhere is left out of the result (the caller puts
-    it elsewhere, e.g. in a memory bank); any other is an error.
+    it elsewhere, e.g. in a memory bank); any other is an error. The others go first.
     """
     cursor = {r.name: r.start for r in regions}
     addresses = {}
-    for item in sorted(items, key=lambda i: (-i.heat, -i.size, i.name)):
+    for item in sorted(items, key=lambda i: (i.name in optional, -i.heat, -i.size, i.name)):
         for region in regions:
             start = -(-cursor[region.name] // item.align) * item.align
             if start + item.size <= region.end:

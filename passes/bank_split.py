@@ -106,8 +106,11 @@ def _shrink(regions: list[Region], reserve: int) -> list[Region]:
 # the plan ---------------------------------------------------------------------------------
 
 def _bankable(program: Program, item: Item) -> bool:
-    name = item.name[1:]
-    return item.name.startswith("@") and (name in program.states or len(program.consts[name].type.shape) == 2)
+    """KV caches, weight matrices and the token table; the position table, read with the token
+    table by the same op and smaller, stays always visible, so the token table has a bank of its own."""
+    if item.name[1:] in program.states:
+        return True
+    return any((op.opcode == "matvec" or op.opcode == "embed") and op.args[0] == item.name for op in program.body)
 
 
 def _items(program: Program, machine: BankedMachine) -> list[Item]:
@@ -202,6 +205,9 @@ def _stream(program: Program, machine: BankedMachine, banked: dict[str, Item]) -
             bins.append(_Bin())
             for name in group:
                 add(name, None, None, banked[name].size)
+        elif len(group) == 1:
+            raise SoulcError(f"the model does not fit {machine.name}: {group[0]} ({size} bytes) is larger than a "
+                             f"memory bank ({capacity}), and only a matvec's weights can be split")
         else:
             raise SoulcError(f"the model does not fit {machine.name}: {', '.join(group)} must share one "
                              f"memory bank ({size} bytes), and a bank holds {capacity}")

@@ -3,7 +3,10 @@ torch export, loaded through the real 128K ROM (Tape Loader, then the tape's own
 every block read pulse by pulse), chats exactly as `soulc chat`; the seed does too. Also: the
 bank ops in the IR, the verifier's bank check, the memory map and the loader's error paths."""
 import re
+import shutil
+import subprocess
 
+import numpy as np
 import pytest
 
 from soulc.errors import SoulcError
@@ -13,11 +16,12 @@ from soulc.ir.parser import parse
 from soulc.ir.printer import print_program
 from soulc.ir.verify import verify
 from soulc.passes.pipeline import HOST_PASSES, run_pipeline
+from soulc.random_model import ModelShape, random_program
 from soulc.run import detect_machine
 from soulc.targets.zx.emulator import Spectrum
 from soulc.targets.zx.session import START_BUDGET, ChatSession
-from soulc.targets.zx.tap import HEADERLESS, read_tap
-from soulc.targets.zx.zx128 import bank_split_zx128
+from soulc.targets.zx.tap import HEADERLESS, code_blocks, read_tap
+from soulc.targets.zx.zx128 import ZX128_TARGET, bank_split_zx128
 
 from conftest import run_soulc
 
@@ -137,9 +141,36 @@ def test_bank_split_ir_round_trips_and_the_verifier_wants_every_bank_op(seed_pro
         verify(broken)
 
 
+def test_kv_caches_in_banks_with_their_attention():
+    """Eight layers whose KV caches do not all fit always-visible memory: scores and mix run in
+    the bank that store wrote."""
+    program = run_pipeline(random_program(np.random.default_rng(3), ModelShape(
+        layers=8, width=32, heads=4, ffn=64, vocab=128, context=20)), HOST_PASSES)
+    banked = bank_split_zx128(program)
+    assert any(name[1:] in banked.states for name in banked.banks)
+    build = ZX128_TARGET.build(banked)
+    symbols = {name: int(address, 16) for name, _, address in
+               (line.split() for line in build.artefacts["sym"].splitlines())}
+    session = ChatSession.load(build.artefacts["tap"], "128")
+    for prompt in ["hello there", "what?"]:
+        exchange = respond(program, prompt)
+        assert session.ask(prompt).text == exchange.reply.rstrip()
+        assert sequence(session, symbols) == exchange.prompt_ids + exchange.reply_ids
+
+
+@pytest.mark.skipif(shutil.which("pasmo") is None, reason="Debian's pasmo is not installed")
+def test_pasmo_assembles_the_emitted_asm_to_the_main_block(seed, seed_128, tmp_path):
+    tap, _, _ = seed_128
+    asm, binary = tmp_path / "soul.asm", tmp_path / "soul.bin"
+    result = run_soulc(seed.soul_bin, "--tokenizer", seed.tokenizer, "--target", "zx128", "--emit", "asm", "-o", asm)
+    assert result.returncode == 0, result.stderr
+    subprocess.run(["pasmo", "--bin", str(asm), str(binary)], check=True, capture_output=True)
+    [(address, code)] = code_blocks(tap.read_bytes())
+    assert address == 0x5E00 and address + len(code) <= 0xC000
+    assert binary.read_bytes() == code
+
+
 def test_a_model_too_large_for_the_128k_fails_with_sizes(tmp_path):
-    import numpy as np
-    from soulc.random_model import ModelShape, random_program
     shape = ModelShape(layers=6, width=64, heads=4, ffn=128, vocab=128, context=24, bias=False)
     soul = tmp_path / "huge.soul"
     soul.write_text(print_program(random_program(np.random.default_rng(3), shape)))
