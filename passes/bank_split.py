@@ -6,9 +6,9 @@ runs `allocate`, decides what goes where, rewrites the body so each op finds its
 in, and fills in `memory` and `banks`.
 
 - Always visible: the code (the target's), the scratch arena of values, the tables and vectors
-  (norm gains, the softmax table); then, hottest first as `allocate` orders them, as much as
-  fits of the KV caches, the weight matrices and the embedding tables (`allocate.place` with
-  those optional).
+  (norm gains, the softmax table, the position table); then, hottest first as `allocate`
+  orders them, as much as fits of the KV caches, the weight matrices and the token table
+  (`allocate.place` with those optional). Only these three kinds may go to banks.
 - The rest goes to banks, in the order the step first uses it, each bank filled to the brim
   before the next is opened. A step then pages each bank in once: the page switches per step
   are the number of banks used (fewer when the last ones hold only output weights, skipped
@@ -32,7 +32,11 @@ known (the previous step may have stopped before its output ops).
 
 The code grows with the new ops, and the arena with the split matvecs' values, which the
 plan, made before the rewrite, cannot see: if the always-visible items no longer fit after
-it, the plan is made again with that much less always-visible memory.
+it, the plan is made again with RESERVE_STEP bytes less always-visible memory, until they do.
+
+Limits: a table read whole by one op (a token table of more than 16K) cannot be split, and
+neither can a KV-cache group; a model needing either stops with an error, as does one whose
+banked data needs more banks than the machine has.
 """
 from __future__ import annotations
 
