@@ -83,7 +83,7 @@ def build_zx128(program: Program) -> Build:
 
 ZX128_TARGET = Target(
     name="zx128",
-    description="ZX Spectrum 128K: Z80 at 3.5 MHz, weights in paged memory banks, TAP for Tape Loader",
+    description="ZX Spectrum 128K: Z80 at 3.55 MHz, weights in paged memory banks, TAP for Tape Loader",
     passes=[("bank_split", bank_split_zx128)],
     build=build_zx128,
     emits=("asm", "sym", "bin", "tap"),
