@@ -94,12 +94,13 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--ffn", type=int, default=d.ffn, metavar="N", help=f"MLP hidden width (default {d.ffn})")
     p.add_argument("--context", type=int, default=d.context, metavar="N",
                    help=f"context in tokens, prompt and reply (default {d.context})")
-    p.add_argument("--epochs", type=int, default=d.epochs, metavar="N", help=f"default {d.epochs}")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="passes over the corpus (default: about 5 steps per exchange, 2,000 to 16,500 steps)")
     p.add_argument("--seed", type=int, default=d.seed, metavar="N", help=f"random seed (default {d.seed})")
     p.add_argument("--batch", type=int, default=d.batch, metavar="N", help=f"batch size (default {d.batch})")
     p.add_argument("--lr", type=float, default=d.lr, metavar="RATE", help=f"peak learning rate (default {d.lr})")
-    p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
-                   help=f"epochs between evaluations of the integer model (default {d.eval_every})")
+    p.add_argument("--eval-every", type=int, metavar="N",
+                   help="epochs between evaluations of the integer model (default: 8 evaluations)")
     p.add_argument("--threads", type=int, default=d.threads, metavar="N",
                    help=f"torch threads (default {d.threads}; the result depends on it)")
     p.add_argument("--probe", action="append", metavar="TEXT",

@@ -146,7 +146,7 @@ def corpus_figures(program: Program, model: FloatModel, corpus: str | Path, limi
     """Teacher-forced agreement and exact replies over a corpus (the first `limit` exchanges)."""
     from soulc.train.corpus import read_corpus
     from soulc.train.data import distinct_prompts, sequences
-    from soulc.train.measure import Figures
+    from soulc.train.measure import Figures, stopped
 
     exchanges = read_corpus(corpus)[:limit]
     s = program.settings
@@ -175,6 +175,7 @@ def corpus_figures(program: Program, model: FloatModel, corpus: str | Path, limi
         figures.prompts += 1
         figures.same_replies += int(reply == float_reply(program, model, prompt))
         figures.whole_replies += int(tuple(reply) in answers)
+        figures.ended_replies += int(stopped(prompt, reply, s))
     return len(exchanges), figures
 
 
@@ -213,5 +214,6 @@ def quant_report(path: str | Path, program: Program, numerics: str, out, prompts
           f"positions ({f.agreement:.1%}); against the corpus: integer {f.int_accuracy:.1%}, "
           f"float {f.float_accuracy:.1%}\n")
         w(f"  replies: the integer reply is exactly the float reply for {f.same_replies} of {f.prompts} "
-          f"inputs ({f.exact_rate:.1%}); {f.whole_replies} integer replies ({f.whole_rate:.1%}) are one of "
-          "the corpus's own responses to the input, whole\n")
+          f"inputs ({f.exact_rate:.1%}); {f.ended_replies} integer replies ({f.ended_rate:.1%}) end by "
+          f"themselves, {f.whole_replies} ({f.whole_rate:.1%}) are one of the corpus's own responses to "
+          "the input, whole\n")

@@ -23,11 +23,12 @@ def require_torch() -> None:
 
 def options_from_args(args) -> TrainOptions:
     o = TrainOptions(vocab=args.vocab, layers=args.layers, width=args.width, heads=args.heads, ffn=args.ffn,
-                     context=args.context, epochs=args.epochs, seed=args.seed, batch=args.batch, lr=args.lr,
-                     eval_every=args.eval_every, threads=args.threads,
+                     context=args.context, seed=args.seed, batch=args.batch, lr=args.lr, threads=args.threads,
+                     epochs=DEFAULTS.epochs if args.epochs is None else args.epochs,
+                     eval_every=DEFAULTS.eval_every if args.eval_every is None else args.eval_every,
                      probes=tuple(args.probe) if args.probe else DEFAULTS.probes)
     for name in ("layers", "width", "heads", "ffn", "epochs", "batch", "eval_every", "threads"):
-        if getattr(o, name) < 1:
+        if getattr(args, name) is not None and getattr(o, name) < 1:
             raise SoulcError(f"--{name.replace('_', '-')} {getattr(o, name)}: must be at least 1")
     if o.width % o.heads:
         raise SoulcError(f"--width {o.width} is not a multiple of --heads {o.heads}")

@@ -68,6 +68,7 @@ class Figures:
     prompts: int = 0
     same_replies: int = 0       # integer reply == float reply, exactly
     whole_replies: int = 0      # the integer reply is one of the corpus's responses to the input, whole
+    ended_replies: int = 0      # the integer reply ended with a stop token (not at the context's end)
 
     @property
     def agreement(self) -> float:
@@ -88,6 +89,10 @@ class Figures:
     @property
     def whole_rate(self) -> float:
         return self.whole_replies / max(1, self.prompts)
+
+    @property
+    def ended_rate(self) -> float:
+        return self.ended_replies / max(1, self.prompts)
 
 
 def teacher_forced(int_fn, float_fn, seqs: Sequences, settings: Settings, figures: Figures,
@@ -115,4 +120,11 @@ def replies(int_fn, float_fn, prompts: list[list[int]], settings: Settings, figu
     figures.same_replies += sum(a == b for a, b in zip(ints, floats))
     if responses is not None:
         figures.whole_replies += sum(tuple(r) in want for r, want in zip(ints, responses))
+    figures.ended_replies += sum(stopped(p, r, settings) for p, r in zip(prompts, ints))
     return ints, floats
+
+
+def stopped(prompt: list[int], reply: list[int], settings: Settings) -> bool:
+    """Whether generation ended on a stop token rather than at the context or max_reply."""
+    return len(prompt) + len(reply) < settings.context and not (settings.max_reply and
+                                                                 len(reply) >= settings.max_reply)

@@ -100,6 +100,7 @@ def train(corpus: str | Path, output: str | Path | None, options: TrainOptions =
                   ffn=options.ffn, context=options.context, score_scale=options.score_scale)
     settings_json = chat_settings(shape, options.max_reply)
     seqs = sequences(exchanges, tokenizer, shape.context)
+    options = options.resolved(len(seqs.ids))
     prompts, responses = distinct_prompts(exchanges, tokenizer, shape.context)
 
     threads = torch.get_num_threads()
@@ -208,7 +209,8 @@ def _report(progress: Progress, ev: Evaluation):
     progress.line(f" epoch {ev.epoch}: loss {ev.loss:.3f}; teacher-forced accuracy float {f.float_accuracy:.1%}, "
                   f"integer {f.int_accuracy:.1%}; integer = float at {f.agreement:.1%} of {f.positions} positions; "
                   f"{f.same_replies}/{f.prompts} replies identical ({f.exact_rate:.1%}); "
-                  f"{f.whole_rate:.1%} of the integer replies are whole corpus responses")
+                  f"integer replies: {f.ended_rate:.1%} end by themselves, {f.whole_rate:.1%} are whole corpus "
+                  "responses")
     for text, floats, ints in ev.probes:
         mark = "=" if floats == ints else "x"
         progress.line(f"   {text!r:18} float {floats!r:40} {mark} integer {ints!r}")
