@@ -1,8 +1,15 @@
 """Random valid programs, for property tests and differential testing.
 
 A random program is a real decoder (frontends/decoder.py) with random shapes, random int8
-weights and shifts, and a random tokenizer. `harsh` weights push activations into
-saturation, negative flooring and zero attention sums, where implementations disagree.
+weights and shifts, and a random tokenizer. `harsh` programs go where implementations
+disagree: int16 saturation (full-range weights, small and negative shifts, full-range
+biases), negative and zero total shifts, flooring of negative values, softmax tables whose
+weights can all be 0 (a zero attention sum), scores that wrap around int32 (saturated
+queries and keys), identical output rows (argmax ties), per-layer tables and random post
+shifts; and chat settings off the seed's (argmax ranges over special tokens, other stop
+tokens or none, other prompt framing, a reply limit).
+
+Every token string is printable ASCII (32..126), as the Spectrum's chat loop requires.
 """
 from __future__ import annotations
 
@@ -30,14 +37,16 @@ class ModelShape:
     bias: bool = True
 
 
-def random_shape(rng: np.random.Generator, max_width: int = 32, max_vocab: int = 128) -> ModelShape:
-    heads = int(rng.choice([1, 2, 4]))
-    width = heads * int(rng.integers(1, max_width // heads + 1))
+def random_shape(rng: np.random.Generator, max_width: int = 32, max_vocab: int = 128,
+                 heads: tuple[int, ...] = (1, 2, 4), max_layers: int = 2, max_context: int = 20) -> ModelShape:
+    """Heads from `heads`, width a multiple of them up to max_width, FFN 1..2*width (odd or even)."""
+    n_heads = int(rng.choice(list(heads)))
+    width = n_heads * int(rng.integers(1, max(1, max_width // n_heads) + 1))
     return ModelShape(
-        layers=int(rng.integers(1, 3)), width=width, heads=heads,
+        layers=int(rng.integers(1, max_layers + 1)), width=width, heads=n_heads,
         ffn=int(rng.integers(1, 2 * width + 1)),
         vocab=int(rng.integers(len(SPECIALS) + 8, max_vocab + 1)),
-        context=int(rng.integers(4, 21)), bias=bool(rng.integers(0, 2)),
+        context=int(rng.integers(4, max_context + 1)), bias=bool(rng.integers(0, 2)),
     )
 
 
@@ -63,8 +72,58 @@ def _weights(rng, shape, harsh: bool) -> tuple[np.ndarray, int]:
     data = rng.integers(-limit, limit + 1, size=shape).astype(np.int8)
     if harsh and rng.random() < 0.3:
         data[rng.random(shape) < 0.5] = 0               # sparse rows, zero sums
-    shift = int(rng.integers(0, 4) if harsh else rng.integers(5, 9))
+    shift = int(rng.integers(-2, 4) if harsh else rng.integers(5, 9))     # negative: a left shift
     return data, shift
+
+
+def harsh_table(rng: np.random.Generator) -> np.ndarray:
+    """A softmax table of 1..256 u8 entries; some give every position the weight 0."""
+    kind = int(rng.integers(6))
+    if kind == 0:
+        return seed_softmax_table()
+    length = int(rng.choice([1, 2, 3, 16, 127, 128, 129, 255, 256]))
+    if kind == 1:
+        return np.zeros(length, dtype=np.uint8)                     # every weight 0: wsum 0
+    if kind == 2:
+        return np.full(length, 255, dtype=np.uint8)                 # all positions alike
+    table = rng.integers(0, 256, size=length).astype(np.uint8)
+    if kind == 3:
+        table[: int(rng.integers(1, length + 1))] = 0               # the maximum's own weight is 0
+    elif kind == 4:
+        table[rng.random(length) < 0.5] = 0
+    return table
+
+
+def _harsh_settings(rng: np.random.Generator, vocab: int, context: int) -> Settings:
+    lo = int(rng.integers(0, len(SPECIALS) + 1))
+    hi = int(rng.integers(lo + 1, vocab + 1)) if rng.random() < 0.5 else vocab
+    stop = (0, 1, 3) if rng.random() < 0.5 else tuple(
+        sorted({int(t) for t in rng.integers(0, vocab, size=int(rng.integers(0, 4)))}))
+    framing = min(4, context - 2)
+    prefix_len = int(rng.integers(0, min(2, framing) + 1))
+    suffix_len = int(rng.integers(0, min(2, framing - prefix_len) + 1))
+    prefix = tuple(int(t) for t in rng.integers(0, vocab, size=prefix_len))
+    suffix = tuple(int(t) for t in rng.integers(0, vocab, size=suffix_len))
+    max_reply = int(rng.integers(0, 6)) if rng.random() < 0.3 else 0
+    return Settings(context=context, argmax=(lo, hi), stop=stop, prompt_prefix=prefix,
+                    prompt_suffix=suffix, max_reply=max_reply)
+
+
+def _harsh_touches(rng: np.random.Generator, consts: dict[str, Const], layers: int) -> None:
+    """Identical rows in the output projection (argmax ties) and the token table, per-layer tables."""
+    for name in ("out", "te"):
+        c = consts[name]
+        data = c.data.copy()
+        rows = data.shape[0]
+        for _ in range(int(rng.integers(1, 4))):
+            src = int(rng.integers(rows))
+            dst = rng.integers(0, rows, size=int(rng.integers(1, max(2, rows // 4))))
+            data[dst] = data[src]
+        consts[name] = Const(name, c.type, data, c.shift)
+    for i in range(layers):
+        if rng.random() < 0.3:
+            table = harsh_table(rng)
+            consts[f"l{i}.lut"] = Const(f"l{i}.lut", TensorType("u8", table.shape), table)
 
 
 def random_program(rng: np.random.Generator, shape: ModelShape | None = None, harsh: bool = False) -> Program:
@@ -101,7 +160,18 @@ def random_program(rng: np.random.Generator, shape: ModelShape | None = None, ha
     score_shift = int(rng.integers(0, 20)) if harsh else 14
     settings = Settings(context=shape.context, argmax=(len(SPECIALS), shape.vocab), stop=(0, 1, 3),
                         prompt_prefix=(1,), prompt_suffix=(1,), max_reply=0)
-    body = decoder_body(DecoderShape(shape.layers, shape.heads, score_shift), set(consts))
+    decoder = DecoderShape(shape.layers, shape.heads, score_shift)
+    if harsh:
+        table = harsh_table(rng)
+        consts["lut"] = Const("lut", TensorType("u8", table.shape), table)
+        _harsh_touches(rng, consts, shape.layers)
+        if rng.random() < 0.3:
+            score_shift = int(rng.integers(20, 32))             # most scores shift to 0 or -1
+        weights = [n for n in consts if n.split(".")[-1] in ("q", "k", "v", "proj", "fc1", "fc2", "out")]
+        posts = tuple((n, int(rng.integers(0, 3))) for n in weights if rng.random() < 0.5)
+        decoder = DecoderShape(shape.layers, shape.heads, score_shift, posts=posts)
+        settings = _harsh_settings(rng, shape.vocab, shape.context)
+    body = decoder_body(decoder, set(consts))
     return verify(Program(settings, random_tokenizer(rng, shape.vocab), consts, {}, "seq", body))
 
 
