@@ -22,9 +22,7 @@ PROMPTS = 3
 FLOAT_CASES = (1000, 1001, 1002, 1003)
 # Backend bugs this sample finds, reported for a fix in targets/z80/. Strict: once fixed, the
 # case passes, the xfail fails, and the entry is to be removed.
-EMBED_JR = ("Z80 embed: 'JR NZ,emb0_loop' is out of range when the token and position shifts are "
-            "far apart (e.g. te shift 3 with pe shift -3): a SoulcError from the assembler")
-KNOWN_BUGS = {15: EMBED_JR, 17: EMBED_JR, 21: EMBED_JR, 23: EMBED_JR, 27: EMBED_JR, 35: EMBED_JR}
+KNOWN_BUGS: dict[int, str] = {}
 _results = {}
 
 

@@ -104,7 +104,7 @@ def routine_asm(index: int, width: int, tok_shift: int, pos_shift: int) -> str:
         LD ({p}_n),HL
         LD A,H
         OR L
-        JR NZ,{p}_loop
+        JP NZ,{p}_loop                  ; the body grows with the shifts: past a JR's reach
         RET
 {p}_par: DEFS 6
 {p}_t: DEFW 0
