@@ -7,7 +7,8 @@ biases), negative and zero total shifts, flooring of negative values, softmax ta
 weights can all be 0 (a zero attention sum), scores that wrap around int32 (saturated
 queries and keys), identical output rows (argmax ties), per-layer tables and random post
 shifts; and chat settings off the seed's (argmax ranges over special tokens, other stop
-tokens or none, other prompt framing, a reply limit).
+tokens or none, other prompt framing, a reply limit), and now and then a token of more than
+255 characters.
 
 Every token string is printable ASCII (32..126), as the Spectrum's chat loop requires.
 """
@@ -172,7 +173,23 @@ def random_program(rng: np.random.Generator, shape: ModelShape | None = None, ha
         decoder = DecoderShape(shape.layers, shape.heads, score_shift, posts=posts)
         settings = _harsh_settings(rng, shape.vocab, shape.context)
     body = decoder_body(decoder, set(consts))
-    return verify(Program(settings, random_tokenizer(rng, shape.vocab), consts, {}, "seq", body))
+    tokenizer = random_tokenizer(rng, shape.vocab)
+    if harsh and rng.random() < 0.1:
+        tokenizer = _with_a_long_token(rng, tokenizer)
+    return verify(Program(settings, tokenizer, consts, {}, "seq", body))
+
+
+def _with_a_long_token(rng: np.random.Generator, tokenizer: Tokenizer) -> Tokenizer:
+    """One token no merge touches becomes 256..320 characters long (longer than a byte counts)."""
+    merged = {t for triple in tokenizer.merges for t in triple}
+    free = [i for i, text in enumerate(tokenizer.tokens)
+            if i not in merged and i not in tokenizer.special and len(text) > 1]
+    if not free:
+        return tokenizer
+    tokens = list(tokenizer.tokens)
+    chars = sorted(tokenizer.char_ids)
+    tokens[int(rng.choice(free))] = "".join(rng.choice(chars, size=int(rng.integers(256, 321))))
+    return Tokenizer(tokens, tokenizer.special, tokenizer.merges, tokenizer.lowercase)
 
 
 def random_prompt(rng: np.random.Generator, length: int | None = None) -> str:
