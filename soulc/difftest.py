@@ -238,6 +238,10 @@ def run(seed: int, cases: int, out: Path, prompts: int = 3, float_every: int = 1
         print(f"case {index} [{result.description}] {result.prompts} prompts, {result.tokens} tokens, "
               f"{result.seconds:.1f} s: {status}", file=log, flush=True)
     summary["seconds"] = round(time.monotonic() - started, 1)
+    kinds: dict[str, int] = {}
+    for failed in summary["failed"]:
+        kinds[failed["kind"]] = kinds.get(failed["kind"], 0) + 1
+    summary["failed_by_kind"] = kinds
     agreement = summary.pop("float_agreement")
     summary["mean_float_agreement"] = round(float(np.mean(agreement)), 4) if agreement else None
     return summary
@@ -259,7 +263,7 @@ def main(argv=None) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     print(f"{summary['cases']} cases ({summary['float_cases']} float), {summary['prompts']} prompts, "
           f"{summary['tokens']} reply tokens compared in {summary['seconds']} s: "
-          f"{len(summary['failed'])} failed; worst float error {summary['worst_float_error']:.1%}, "
+          f"{len(summary['failed'])} failed{' ' + str(summary['failed_by_kind']) if summary['failed'] else ''}; worst float error {summary['worst_float_error']:.1%}, "
           f"mean top-1 agreement {summary['mean_float_agreement']}; summary in {out / 'summary.json'}")
     return 1 if summary["failed"] else 0
 
