@@ -1,4 +1,4 @@
-"""One program on three machines: the reference interpreter and the Z80 program on an emulated 48K.
+"""One program on two machines: the reference interpreter, and the Z80 program on an emulated 48K.
 
 `compile_zx48` runs the pipeline in-process (as `soulc MODEL --target zx48` does) and keeps
 what a comparison needs: the placed program, the TAP, the code block and its symbols.
@@ -24,8 +24,8 @@ from soulc.ir.printer import print_op
 from soulc.ir.program import Program
 from soulc.passes.pipeline import HOST_PASSES, run_pipeline
 from soulc.targets.z80.chatloop import MAX_LINE
-from soulc.targets.zx.emulator import key_combinations
 from soulc.targets.zx.session import ChatSession, ProtocolError, SpectrumTimeout
+from soulc.targets.zx.tap import code_blocks
 
 TYPEABLE = (" abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
             "!@#$%&'()_*?-+=.,;\"<>/:^")     # one key press each, all printable ASCII in L mode
@@ -52,7 +52,8 @@ def compile_zx48(program: Program) -> ZX48Program:
     for line in build.artefacts["sym"].splitlines():
         name, _, address = line.split()
         symbols[name] = int(address, 16)
-    return ZX48Program(placed, build.artefacts["tap"], build.artefacts["bin"], symbols["entry"], symbols)
+    [(origin, code)] = code_blocks(build.artefacts["tap"])
+    return ZX48Program(placed, build.artefacts["tap"], code, origin, symbols)
 
 
 def kept_line(text: str) -> str:
@@ -154,14 +155,6 @@ def check_prompts(zx: ZX48Program, prompts: list[str], host_program: Program | N
         if problems:
             check.mismatches.append(Mismatch(prompt, problems, host, seen))
     return check
-
-
-def typeable(text: str) -> bool:
-    try:
-        presses = key_combinations(text)
-    except ValueError:
-        return False
-    return len(presses) == len(text)
 
 
 def spectrum_prompt(rng: np.random.Generator, tokenizer_chars: str = "") -> str:
