@@ -61,7 +61,9 @@ def test_random_model_on_the_zx48_matches_the_interpreter(index):
 def test_the_sample_types_real_replies():
     results = [sample_case(i) for i in range(SAMPLE)]
     assert sum(r.tokens for r in results) >= 300
-    assert {len(s) for r in results for s in r.sequences} >= {4, 10}
+    assert sum(r.prompts for r in results) >= SAMPLE * PROMPTS - PROMPTS * len(KNOWN_BUGS)
+    long_replies = [s for r in results for s in r.sequences if len(s) >= 12]
+    assert len(long_replies) >= 10
 
 
 def test_the_harsh_half_reaches_every_corner_of_the_numerics():
