@@ -21,6 +21,7 @@ names and float constants, which match_decoder maps onto the decoder soulc compi
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -148,6 +149,27 @@ class Trace:
     positions_computed: bool = False
 
 
+MAX_FOLDED = 1 << 24        # values one folded constant may hold: far above any 8-bit soul
+
+
+def _folded_size(node: onnx.NodeProto, inputs: list[np.ndarray]) -> int:
+    """How many values folding a node makes, for the nodes whose output can dwarf their inputs."""
+    try:
+        if node.op_type == "ConstantOfShape" and inputs:
+            return int(np.prod(inputs[0].astype(object), dtype=object))
+        if node.op_type == "Expand" and len(inputs) == 2:
+            dims = np.broadcast_shapes(inputs[0].shape, tuple(int(d) for d in inputs[1].reshape(-1)))
+            return int(np.prod(np.array(dims, dtype=object), dtype=object))
+        if node.op_type == "Tile" and len(inputs) == 2:
+            return inputs[0].size * int(np.prod(inputs[1].astype(object), dtype=object))
+        if node.op_type == "Range" and len(inputs) == 3:
+            start, limit, delta = (float(v) for v in inputs)
+            return int(max(0, np.ceil((limit - start) / delta))) if delta else 0
+    except (ValueError, TypeError, OverflowError):
+        return 0            # malformed: the evaluator reports it
+    return max((a.size for a in inputs), default=0)
+
+
 class Tracer:
     def __init__(self, model: onnx.ModelProto, where: str, ids: str, length: int, static: bool):
         self.model, self.where, self.ids, self.length, self.static = model, where, ids, length, static
@@ -252,7 +274,13 @@ class Tracer:
             handler = getattr(self, "op_" + node.op_type, None)
             if handler is None:
                 raise self.unknown_op()
-            results = handler(node, *args)
+            try:
+                results = handler(node, *args)
+            except (ArithmeticError, IndexError, KeyError, TypeError, ValueError) as e:
+                # a malformed node (a 0 divisor, a dimension past the rank, ...) that no rule expects
+                raise SoulcError(f"{self.where}: node '{self._node_name()}' ({node.op_type}) cannot be "
+                                 f"compiled: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; "
+                                 "check the export") from None
             if not isinstance(results, (list, tuple)):
                 results = [results]
         for name, value in zip(node.output, results):
@@ -262,8 +290,14 @@ class Tracer:
     def _fold(self, node, args) -> list[Known]:
         from onnx.reference import ReferenceEvaluator
         feeds = {name: a.value for name, a in zip(node.input, args) if name}
+        size = _folded_size(node, list(feeds.values()))
+        if size > MAX_FOLDED:
+            raise SoulcError(f"{self.where}: constant node '{self._node_name()}' ({node.op_type}) would make "
+                             f"{size:,} values; soulc folds constants of at most {MAX_FOLDED:,}")
         try:
-            outputs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")         # what matters is reported as an error below
+                outputs = ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)
         except Exception as e:
             raise SoulcError(f"{self.where}: cannot evaluate constant node '{self._node_name()}' ({node.op_type}): "
                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None

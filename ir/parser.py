@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,7 +24,20 @@ def _at(meta_or_token) -> str:
     return f"line {meta_or_token.line}, column {meta_or_token.column}"
 
 
+LONGEST_NUMBER = 18         # digits; anything longer cannot be an int64
+
+
+def _check_numbers(text: str) -> None:
+    match = re.search(r"\d{%d,}" % (LONGEST_NUMBER + 1), text)
+    if match:
+        line = text.count("\n", 0, match.start()) + 1
+        column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+        raise VerifyError(f"line {line}, column {column}: a number of {len(match.group())} digits; "
+                          f"soulc reads numbers of at most {LONGEST_NUMBER}")
+
+
 def parse(text: str) -> Program:
+    _check_numbers(text)
     try:
         tree = _parser().parse(text)
     except lark.UnexpectedInput as e:
@@ -124,7 +138,11 @@ def _tokenizer(tree) -> Tokenizer:
         if item.data == "lowercase":
             lowercase = True
         elif item.data in ("special", "token"):
-            index, text = int(item.children[0]), json.loads(item.children[1])
+            index = int(item.children[0])
+            try:
+                text = json.loads(item.children[1])
+            except ValueError as e:
+                raise VerifyError(f"{_at(item.meta)}: token {index}: not a valid string: {e}") from None
             if index != len(tokens):
                 raise VerifyError(f"{_at(item.meta)}: token {index} out of order, expected {len(tokens)}")
             tokens.append(text)

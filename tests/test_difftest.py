@@ -162,8 +162,6 @@ def run_soulc_module(module, *args):
                           timeout=600)
 
 
-@pytest.mark.xfail(strict=True, reason="Z80 chat loop: a token's length is one DEFB, so a token of more than "
-                   "255 characters prints only its length mod 256 (the assembler takes DEFB 300 as 44)")
 def test_a_token_longer_than_255_characters_prints_whole_or_is_refused():
     from soulc.errors import SoulcError
     from soulc.ir.program import Tokenizer

@@ -52,7 +52,13 @@ def char_map(program: Program) -> tuple[list[int], int]:
     return table, none
 
 
+MAX_TOKEN_TEXT = 255    # the chat loop keeps a token's length in one byte
+
+
 def _printable(text: str) -> str:
+    if len(text) > MAX_TOKEN_TEXT:
+        raise SoulcError(f"a token of {len(text)} characters ({text[:12]!r}...): the Z80 chat loop prints "
+                         f"tokens of at most {MAX_TOKEN_TEXT}")
     for ch in text:
         if not 32 <= ord(ch) < 127:
             raise SoulcError(f"token {text!r} has a character the Spectrum cannot print: {ch!r}")
