@@ -22,10 +22,7 @@ PROMPTS = 3
 FLOAT_CASES = (1000, 1001, 1002, 1003)
 # Backend bugs this sample finds, reported for a fix in targets/z80/. Strict: once fixed, the
 # case passes, the xfail fails, and the entry is to be removed.
-MATVEC_K16 = ("Z80 matvec: an unbiased row whose half-square sum Sg = sum w(w+1)/2 is 65281..65535 is "
-              "stored as the 16-bit constant (narrow_constants allows Sg < 65536) but 257 * Sg no longer "
-              "fits 24 bits: the row's result is wrong (e.g. w = [127]*8 + [23], x = [1]*9: 32767, not 1039)")
-KNOWN_BUGS: dict[int, str] = {41: MATVEC_K16}
+KNOWN_BUGS: dict[int, str] = {}
 _results = {}
 
 

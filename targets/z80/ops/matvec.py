@@ -95,8 +95,8 @@ def half_square_sums(weight: np.ndarray) -> np.ndarray:
 
 
 def narrow_constants(weight: np.ndarray, bias: np.ndarray | None) -> bool:
-    """Can the rows' constants be the 16-bit Sg (no bias, every Sg below 65536)?"""
-    return bias is None and half_square_sums(weight).max(initial=0) < 65536
+    """Can the rows' constants be the 16-bit Sg (no bias, and 257 * Sg fits the 24-bit sum)?"""
+    return bias is None and 257 * int(half_square_sums(weight).max(initial=0)) < 2**24
 
 
 def row_constants(weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
