@@ -7,8 +7,8 @@ biases), negative and zero total shifts, flooring of negative values, softmax ta
 weights can all be 0 (a zero attention sum), scores that wrap around int32 (saturated
 queries and keys), identical output rows (argmax ties), per-layer tables and random post
 shifts; and chat settings off the seed's (argmax ranges over special tokens, other stop
-tokens or none, other prompt framing, a reply limit), and now and then a token of more than
-255 characters.
+tokens or none, other prompt framing, a reply limit), and now and then a token of 200 to 255
+characters.
 
 Every token string is printable ASCII (32..126), as the Spectrum's chat loop requires.
 """
@@ -180,7 +180,8 @@ def random_program(rng: np.random.Generator, shape: ModelShape | None = None, ha
 
 
 def _with_a_long_token(rng: np.random.Generator, tokenizer: Tokenizer) -> Tokenizer:
-    """One token no merge touches becomes 256..320 characters long (longer than a byte counts)."""
+    """One token no merge touches becomes 200..255 characters long (a byte counts up to 255, the
+    longest token a target whose chat loop keeps lengths in a byte takes)."""
     merged = {t for triple in tokenizer.merges for t in triple}
     free = [i for i, text in enumerate(tokenizer.tokens)
             if i not in merged and i not in tokenizer.special and len(text) > 1]
@@ -188,7 +189,7 @@ def _with_a_long_token(rng: np.random.Generator, tokenizer: Tokenizer) -> Tokeni
         return tokenizer
     tokens = list(tokenizer.tokens)
     chars = sorted(tokenizer.char_ids)
-    tokens[int(rng.choice(free))] = "".join(rng.choice(chars, size=int(rng.integers(256, 321))))
+    tokens[int(rng.choice(free))] = "".join(rng.choice(chars, size=int(rng.integers(200, 256))))
     return Tokenizer(tokens, tokenizer.special, tokenizer.merges, tokenizer.lowercase)
 
 

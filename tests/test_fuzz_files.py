@@ -228,7 +228,7 @@ OP_TYPES = ["Add", "Mul", "MatMul", "Reshape", "Transpose", "Softmax", "Relu", "
             "Expand", "Range", "Sub", "Neg", "Exp", "Gemm", "Attention", "RMSNormalization"]
 
 
-def _mutate_attribute(attribute, draw, divisor=False):
+def _mutate_attribute(attribute, draw):
     a = attribute
     if a.type == onnx.AttributeProto.INT:
         a.i = draw(st.sampled_from([-3, -1, 0, 1, 2, 5, 1 << 40]))
@@ -239,13 +239,10 @@ def _mutate_attribute(attribute, draw, divisor=False):
     elif a.type == onnx.AttributeProto.TENSOR:
         value = numpy_helper.to_array(a.t).copy()
         if value.dtype.kind == "f":
-            factors = [-1.0, np.nan, np.inf, 1e30, 1e-30] + ([] if divisor else [0.0])   # 0: see the Div test below
             with np.errstate(all="ignore"):
-                value = (value * draw(st.sampled_from(factors))).astype(value.dtype)
+                value = (value * draw(st.sampled_from([0.0, -1.0, np.nan, np.inf, 1e30, 1e-30]))).astype(value.dtype)
         elif value.dtype.kind == "i":
-            if value.size == 1 and int(value.reshape(-1)[0]) == 2:
-                return                  # a head count of 0: the known Reshape bug, tested on its own below
-            value = (value * draw(st.sampled_from([-1, 3, 1_000_000]))).astype(value.dtype)
+            value = (value * draw(st.sampled_from([0, -1, 3, 1_000_000]))).astype(value.dtype)
         a.t.CopyFrom(numpy_helper.from_array(value, a.t.name))
 
 
@@ -258,7 +255,6 @@ def test_structurally_mutated_onnx_is_refused_or_runs(exported, tmp_path_factory
     model = onnx.ModelProto()
     model.CopyFrom(data.draw(st.sampled_from(exported)))
     nodes = model.graph.node
-    divisors = {n.input[1] for n in nodes if n.op_type == "Div" and len(n.input) > 1}
     for _ in range(data.draw(st.integers(1, 3))):
         node = nodes[data.draw(st.integers(0, len(nodes) - 1))]
         kind = data.draw(st.sampled_from(["op", "swap", "drop", "attribute", "initializer"]))
@@ -269,15 +265,13 @@ def test_structurally_mutated_onnx_is_refused_or_runs(exported, tmp_path_factory
         elif kind == "drop" and node.input:
             del node.input[data.draw(st.integers(0, len(node.input) - 1))]
         elif kind == "attribute" and node.attribute:
-            _mutate_attribute(node.attribute[data.draw(st.integers(0, len(node.attribute) - 1))], data.draw,
-                              divisor=bool(divisors & set(node.output)))
+            _mutate_attribute(node.attribute[data.draw(st.integers(0, len(node.attribute) - 1))], data.draw)
         elif kind == "initializer" and model.graph.initializer:
             init = model.graph.initializer[data.draw(st.integers(0, len(model.graph.initializer) - 1))]
             value = numpy_helper.to_array(init)
             if value.dtype.kind == "f":
                 with np.errstate(all="ignore"):
-                    factor = data.draw(st.sampled_from([-1.0, np.nan, np.inf, 1e30, 1e-30]
-                                                       + ([] if init.name in divisors else [0.0])))
+                    factor = data.draw(st.sampled_from([0.0, -1.0, np.nan, np.inf, 1e30, 1e-30]))
                     init.CopyFrom(numpy_helper.from_array((value * factor).astype(value.dtype), init.name))
     path = tmp_path_factory.mktemp("mutant") / "m.onnx"
     onnx.save(model, str(path))
