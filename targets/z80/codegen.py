@@ -89,7 +89,7 @@ def const_bytes(program: Program, unroll: int = UNROLL) -> dict[str, bytes]:
     return out
 
 
-def _output_only(program: Program) -> list[bool]:
+def output_only(program: Program) -> list[bool]:
     """For each op: does only the output (argmax) need it, not any KV-cache store?"""
     needed: set[str] = set()
     for op in reversed(program.body):
@@ -258,10 +258,10 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
     if missing:
         raise SoulcError(f"no address for {', '.join(missing[:5])}: run the allocate pass first")
     routines = _Routines(program, unroll)
-    output_only = _output_only(program)
+    skips = output_only(program)
     body = []
     skipping = False
-    for index, (op, only_output) in enumerate(zip(program.body, output_only)):
+    for index, (op, only_output) in enumerate(zip(program.body, skips)):
         if only_output and not skipping:
             body.append("        LD A,(STEP_OUTPUT)\n        OR A\n        JP Z,step_done\n")
             skipping = True
