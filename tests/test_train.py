@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 STARTER = REPO / "examples" / "starter_corpus.txt"
 TINY = ["--vocab", "64", "--layers", "1", "--width", "16", "--heads", "2", "--ffn", "32", "--context", "24",
         "--epochs", "120", "--eval-every", "60", "--lr", "1e-2", "--seed", "3"]
-PROMPTS = ["hello", "who are you", "tell me a joke", "I am SAD", "zzz", "", "what is the meaning of life"]
+PROMPTS = ["hello", "who are you", "tell me a joke", "I am SAD", "zzz", "", "meaning of life?"]
 
 
 def train_cli(output, *extra):
