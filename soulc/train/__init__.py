@@ -52,7 +52,7 @@ def run_train(args, out=None) -> int:
     out.write(f"kept epoch {result.best.epoch}: integer = float next token at {f.agreement:.1%} of the "
               f"response positions, {f.exact_rate:.1%} of the replies identical; integer accuracy "
               f"{f.int_accuracy:.1%}\n")
-    out.write(f"wrote {args.output} ({len(result.onnx):,} bytes; {s.layers} layers, width {s.width}, "
+    out.write(f"wrote {args.output} ({len(result.onnx):,} bytes; {s.layers} layer{'' if s.layers == 1 else 's'}, width {s.width}, "
               f"{s.heads} heads, FFN {s.ffn}, vocab {s.vocab}, context {s.context}) in "
               f"{result.seconds / 60:.1f} minutes\n")
     out.write(f"next: soulc {args.output} --target zx48 -o soul.tap\n")

@@ -131,9 +131,9 @@ def _train(model: QATModel, seqs, prompts, tokenizer, settings_json, o: TrainOpt
     optimiser = torch.optim.Adam(model.parameters(), lr=o.lr)
     order = torch.Generator().manual_seed(o.seed)
     progress = Progress(out, total)
-    progress.line(f"soulc train: {n} exchanges, vocab {model.shape.vocab}, {o.layers} layers, width {o.width}, "
+    progress.line(f"soulc train: {n} exchanges, vocab {model.shape.vocab}, {_n(o.layers, 'layer')}, width {o.width}, "
                   f"{o.heads} heads, FFN {o.ffn}, context {o.context}: {_weights(model.shape):,} weights; "
-                  f"{o.epochs} epochs of {per_epoch} steps")
+                  f"{_n(o.epochs, 'epoch')} of {_n(per_epoch, 'step')}")
     evaluations: list[Evaluation] = []
     best_state, best_key = None, None
     step, running = 0, None
@@ -161,6 +161,10 @@ def _train(model: QATModel, seqs, prompts, tokenizer, settings_json, o: TrainOpt
                 best_key, best_state = key, copy.deepcopy(model.state_dict())
             _report(progress, ev)
     return best_state, evaluations
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
 
 
 def _loss(model: QATModel, x, y, m, consistency: float):
