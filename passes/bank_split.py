@@ -68,6 +68,9 @@ class BankedMachine:
     const_sizes: Callable[[Program], dict[str, int]]  # bytes of each constant in the backend's encoding
     window: tuple[int, int] = BANK_WINDOW
     align: Callable[[str], int] = lambda name: 1
+    # the most bytes any one row of a matrix takes in the backend's encoding (rows may differ);
+    # None: every row takes the same share
+    row_bytes: Callable[[Program], dict[str, int]] | None = None
 
     @property
     def bank_size(self) -> int:
@@ -194,7 +197,8 @@ def _stream(program: Program, machine: BankedMachine, banked: dict[str, Item]) -
         elif _splittable(program, group):
             name = group[0]
             rows = program.consts[name[1:]].type.shape[0]
-            row_bytes = banked[name].size // rows       # an upper bound for any part's rows
+            row_bytes = (machine.row_bytes(program)[name[1:]] if machine.row_bytes
+                         else -(-banked[name].size // rows))   # an upper bound for any part's rows
             lo = 0
             while lo < rows:
                 if room() < row_bytes:

@@ -12,7 +12,7 @@ import pytest
 
 from soulc.ir import interpreter as ref
 from soulc.ir.tables import seed_softmax_table
-from soulc.targets.z80.ops import add, argmax, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store
+from soulc.targets.z80.ops import add, argmax, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store, subsets
 from soulc.targets.z80.runtime_math import gtable_asm, gtable_values, math_asm
 
 from z80_harness import Machine
@@ -49,104 +49,6 @@ def test_half_square_table():
     for a in range(-128, 128):
         for b in (-128, -1, 0, 1, 77, 127):
             assert table[a + b + 256] - table[a + 256] - table[b + 256] == a * b
-
-
-# ---- matvec ----
-
-def run_matvec(weight, x, bias, shift, unroll=32):
-    rows, cols = weight.shape
-    p = matvec.plan(rows, cols, unroll)
-    narrow = matvec.narrow_constants(weight, bias)
-    driver = (f"W EQU 0x{C:04X}\nX EQU 0x{A + 8:04X}\nY EQU 0x{B:04X}\n"
-              + matvec.call_asm("W", "X", "Y", rows, cols, shift, unroll, narrow))
-    m, symbols = machine_with(driver, matvec.kernel_asm(unroll, [shift], rows if len(p.widths) > 1 else 0))
-    stream = matvec.encode_weights(weight, bias, unroll)
-    assert C + len(stream) <= 0x10000
-    m.load(C, stream)
-    m.load(A, bytes(range(200, 208)))                  # whatever lies before x (dummy columns read it)
-    m.put_i16(A + 8, x)
-    t = m.call(symbols["driver"])
-    want = ref.matvec(weight.astype(np.int64), i16(x), None if bias is None else bias.astype(np.int64), shift)
-    return m.i16(B, rows), want, t
-
-
-@pytest.mark.parametrize("rows,cols,shift,unroll,with_bias", [
-    (32, 32, 7, 32, True), (32, 32, 8, 32, False), (8, 64, 8, 32, True), (5, 7, 3, 8, True),
-    (16, 32, -2, 32, False), (3, 13, 12, 4, True), (7, 20, 0, 8, False), (4, 36, 17, 16, True),
-    (2, 255, 9, 32, True), (6, 4, 31, 4, False), (3, 8, -9, 8, True), (1, 1, 5, 4, True),
-    (9, 40, 6, 40, True), (4, 12, 4, 12, False), (4, 12, 5, 12, True),
-])
-def test_matvec_random(rows, cols, shift, unroll, with_bias):
-    rng = np.random.default_rng(rows * 1000 + cols * 10 + shift)
-    weight = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
-    x = extremes(rng, cols)
-    bias = extremes(rng, rows).astype(np.int16) if with_bias else None
-    got, want, _ = run_matvec(weight, x, bias, shift, unroll)
-    np.testing.assert_array_equal(got, want)
-
-
-def test_matvec_saturates_and_floors():
-    cols = 64
-    weight = np.array([[127] * cols, [-128] * cols, [1] + [0] * (cols - 1), [-1] + [0] * (cols - 1),
-                       [127, -127] * (cols // 2), [0] * cols], dtype=np.int8)
-    for x, bias in [([32767] * cols, None), ([-32768] * cols, None), ([-3] + [5] * (cols - 1), [0, 0, -1, 0, 7, -32768]),
-                    ([-32768, 32767] * (cols // 2), [32767, -32768, 32767, -32768, 0, 32767])]:
-        for shift in (0, 1, 7, 8, 15, -1, -3):
-            b = None if bias is None else np.array(bias, np.int16)
-            got, want, _ = run_matvec(weight, np.array(x), b, shift)
-            np.testing.assert_array_equal(got, want, err_msg=f"x={x[:2]} shift={shift}")
-
-
-def test_matvec_row_constant_forms():
-    """Small weights and no bias: 16-bit Sg per row; a bias or large weights: 32 bits."""
-    small = np.full((2, 8), 3, np.int8)
-    assert matvec.narrow_constants(small, None)
-    assert not matvec.narrow_constants(small, np.zeros(2, np.int16))
-    assert not matvec.narrow_constants(np.full((2, 255), 127, np.int8), None)
-    assert len(matvec.encode_weights(small, None, 8)) == 2 * (8 + 2)
-    rng = np.random.default_rng(12)
-    for weight, bias in [(small, None), (np.full((3, 255), -128, np.int8), None),
-                         (rng.integers(-128, 128, (5, 40)).astype(np.int8), None)]:
-        x = extremes(rng, weight.shape[1])
-        got, want, _ = run_matvec(weight, x, bias, 7)
-        np.testing.assert_array_equal(got, want)
-
-
-def test_matvec_same_x_reuses_the_patched_loop():
-    rng = np.random.default_rng(13)
-    w1 = rng.integers(-128, 128, (6, 32)).astype(np.int8)
-    w2 = rng.integers(-9, 9, (9, 32)).astype(np.int8)
-    x = extremes(rng, 32)
-    driver = (f"W1 EQU 0x{C:04X}\nW2 EQU 0x{D:04X}\nX EQU 0x{A:04X}\n"
-              + matvec.call_asm("W1", "X", f"0x{B:04X}", 6, 32, 7, 32, False)
-              + matvec.call_asm("W2", "X", f"0x{B + 64:04X}", 9, 32, 3, 32, True, same_x=True))
-    m, symbols = machine_with(driver, matvec.kernel_asm(32, [7, 3]))
-    m.load(C, matvec.encode_weights(w1, None, 32))
-    m.load(D, matvec.encode_weights(w2, None, 32))
-    m.put_i16(A, x)
-    m.call(symbols["driver"])
-    np.testing.assert_array_equal(m.i16(B, 6), ref.matvec(w1.astype(np.int64), x, None, 7))
-    np.testing.assert_array_equal(m.i16(B + 64, 9), ref.matvec(w2.astype(np.int64), x, None, 3))
-
-
-def test_matvec_speed_seed_shape():
-    """T-states per multiply-accumulate for a 32x32 matrix: one call, everything included."""
-    rng = np.random.default_rng(5)
-    weight = rng.integers(-60, 61, (32, 32)).astype(np.int8)
-    got, want, t = run_matvec(weight, rng.integers(-2000, 2000, 32), None, 7)
-    np.testing.assert_array_equal(got, want)
-    assert t / (32 * 32) < 180
-
-
-def test_matvec_block_offsets():
-    """The patch loop writes into the immediates at fixed offsets of each block."""
-    m, symbols = machine_with("", matvec.kernel_asm(8, [7]))
-    for k in range(2):
-        base = symbols[f"mvb{k}"]
-        assert symbols[f"mvb{k + 1}"] - base == matvec.BLOCK_SIZE if k == 0 else True
-        for col in range(4):
-            assert symbols[f"mvp{k}h{col}"] + 1 - base == matvec._H_PATCH[col]
-            assert symbols[f"mvp{k}l{col}"] + 1 - base == matvec._L_PATCH[col]
 
 
 # ---- elementwise ----
@@ -271,24 +173,31 @@ def attention_case(rng, heads, per_head, context, pos):
 
 
 def key_layout(keys, heads):
-    """The key cache as op_storek writes it: per row, per head, high bytes (offset form) then
-    low bytes."""
-    raw = keys.astype("<i2").view(np.uint8).reshape(len(keys), heads, -1, 2)
-    return np.concatenate([raw[..., 1] ^ 0x80, raw[..., 0]], axis=2).reshape(-1).astype(np.uint8)
+    """The key cache as op_storek writes it: per row, per head, the bit planes of the keys in
+    offset form (k + 32768), planes 15..8 then 7..0, bit d of a plane byte from value d."""
+    u = (keys.astype(np.int64) + 32768).reshape(len(keys), heads, -1)
+    planes = np.arange(15, -1, -1)
+    bits = (u[:, :, None, :] >> planes[None, None, :, None]) & 1
+    return (bits << np.arange(u.shape[2])).sum(axis=3).astype(np.uint8).reshape(-1)
+
+
+def scores_routines() -> str:
+    return (subsets.tables_asm() + matvec.ktab_asm() + matvec.kernel_asm([], {1}, 1)
+            + subsets.planes_asm(1, matvec.row_label(1)) + subsets.build_asm() + scores.routine_asm())
 
 
 @pytest.mark.parametrize("heads,per_head,pos,fast", [
-    (4, 8, 0, True), (4, 8, 19, True), (2, 4, 5, True), (1, 16, 9, True),
+    (4, 8, 0, True), (4, 8, 19, True), (2, 8, 5, True), (1, 8, 9, True), (6, 8, 7, True),
     (4, 8, 19, False), (2, 3, 5, False), (1, 16, 9, False)])
 def test_scores(heads, per_head, pos, fast):
     context = 20
     width = heads * per_head
     rng = np.random.default_rng(heads * 100 + pos)
     q, keys = attention_case(rng, heads, per_head, context, pos)
-    routine = (scores.routine_asm(per_head) + matvec.kernel_asm(32, [])) if fast else scores.fallback_routine_asm()
+    routine = scores_routines() if fast else scores.fallback_routine_asm()
     m, symbols = machine_with(scores.call_asm(f"0x{A:04X}", f"0x{B:04X}", f"0x{D:04X}", heads, per_head,
                                               2 * width, context, fast), routine)
-    for case in range(4):
+    for case in range(6):
         if case == 1:
             q[:], keys[:] = -32768, -32768
         if case == 2:
@@ -296,16 +205,24 @@ def test_scores(heads, per_head, pos, fast):
         if case == 3:
             q[:] = rng.integers(-300, 300, width)
             keys[:] = rng.integers(-300, 300, keys.shape)
+        if case == 4:                   # some heads small (one table), some past 65535 (split)
+            q[:] = rng.integers(-2000, 2000, width)
+            q[:per_head] = 16000
+            keys[:] = extremes(rng, keys.size).reshape(keys.shape)
+        if case == 5:                   # sum |q| at 65535 in a head
+            q[:] = 0
+            q[:2] = [32767, -32768]
         m.put_i16(A, q)
         m.load(B, key_layout(keys, heads) if fast else keys.astype("<i2").tobytes())
         m.memory[symbols["STEP_POS"]] = pos
         m.call(symbols["driver"])
         got = m.i32(D, heads * context).reshape(heads, context)[:, :pos + 1]
-        np.testing.assert_array_equal(got, ref.scores(q, keys[:pos + 1], heads))
+        np.testing.assert_array_equal(got, ref.scores(q, keys[:pos + 1], heads), err_msg=f"case {case}")
 
 
-def test_store_keys_layout():
-    heads, per_head, rows = 4, 8, 20
+@pytest.mark.parametrize("heads", [1, 4, 6])
+def test_store_keys_layout(heads):
+    per_head, rows = 8, 20
     width = heads * per_head
     m, symbols = machine_with(store.keys_call_asm(f"0x{C:04X}", f"0x{A:04X}", 2 * width, heads, per_head),
                               store.routine_asm() + store.keys_routine_asm())

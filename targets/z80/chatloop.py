@@ -35,8 +35,12 @@ def _string(text: str) -> str:
     return ",".join(str(ord(ch)) for ch in text)
 
 
+FIRST_CHAR, LAST_CHAR = 32, 126      # what io_read_line lets into a line
+
+
 def char_map(program: Program) -> tuple[list[int], int]:
-    """Character code -> token id, lower case folded in; and the id that marks 'no token'."""
+    """Character code -> token id for the codes a line may hold (FIRST_CHAR..LAST_CHAR), lower
+    case folded in; and the id that marks 'no token'."""
     tok = program.tokenizer
     chars = tok.char_ids
     none = next((i for i in range(len(tok.tokens)) if i not in chars.values()), None)
@@ -44,11 +48,11 @@ def char_map(program: Program) -> tuple[list[int], int]:
         raise SoulcError("the tokenizer has only single-character tokens; the Z80 chat loop needs one "
                          "other id (a special token) to mark characters outside the vocabulary")
     table = []
-    for code in range(256):
+    for code in range(FIRST_CHAR, LAST_CHAR + 1):
         ch = chr(code)
         if tok.lowercase:
             ch = ch.lower()
-        table.append(chars.get(ch, none) if 32 <= code < 127 else none)
+        table.append(chars.get(ch, none))
     return table, none
 
 
@@ -189,16 +193,18 @@ chat_step:                              ; A = 1 when the next token is wanted
 chat_is_stop:                           ; Z when A is a stop token; keeps A
 {stop_check}
 
-chat_print_token:                       ; A = token id
-        LD L,A
-        LD H,0
-        ADD HL,HL
-        LD DE,chat_strings
+chat_print_token:                       ; A = token id: its string is the A-th one from chat_tok0
+        LD HL,chat_tok0
+        OR A
+        JR Z,chat_print_token_found
+        LD B,A
+        LD D,0
+chat_print_token_skip:
+        LD E,(HL)
         ADD HL,DE
-        LD A,(HL)
         INC HL
-        LD H,(HL)
-        LD L,A
+        DJNZ chat_print_token_skip
+chat_print_token_found:
         LD B,(HL)
         LD A,B
         OR A
@@ -228,7 +234,7 @@ chat_encode_char:
         JR Z,chat_encode_merges
         INC HL
         PUSH HL
-        LD HL,chat_charmap
+        LD HL,chat_charmap-{FIRST_CHAR}
         ADD A,L
         LD L,A
         ADC A,H
@@ -324,8 +330,6 @@ chat_charmap:
 {_defb(table)}
 chat_merges:
 {_defb(merges) if merges else ""}
-chat_strings:
-{_defb_words([f"chat_tok{i}" for i in range(len(tok.tokens))])}
 {chr(10).join(strings)}
 chat_count:   DEFB 0
 chat_len:     DEFB 0
@@ -338,10 +342,6 @@ chat_line:    DEFS {MAX_LINE + 1}
 chat_ids:     DEFS {MAX_LINE}
 chat_seq:     DEFS {s.context}
 """
-
-
-def _defb_words(labels) -> str:
-    return "\n".join(f"        DEFW {','.join(labels[i:i + 8])}" for i in range(0, len(labels), 8))
 
 
 def _copy(label: str, count: int) -> str:

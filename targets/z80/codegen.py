@@ -1,9 +1,10 @@
 """codegen: a step-form Program whose memory is placed -> the Z80 assembly of `step`.
 
-`step_asm(program)` returns the hot code: the page-aligned table G (runtime_math.py; first,
-so that no padding is needed when the code starts on a page), the cells STEP_TOKEN,
-STEP_POS, STEP_OUTPUT (bytes), the `step` subroutine, the op routines it calls and the
-shared arithmetic. `step` computes one position:
+`step_asm(program)` returns the hot code: the page-aligned tables first (the table G of
+runtime_math.py, then when a matvec or scores needs them the subset-sum tables of
+ops/subsets.py and matvec's row constants: no padding is needed when the code starts on a
+page), the cells STEP_TOKEN, STEP_POS, STEP_OUTPUT (bytes), the `step` subroutine, the op
+routines it calls and the shared arithmetic. `step` computes one position:
 
     in:  STEP_TOKEN = token id, STEP_POS = position (0-based), STEP_OUTPUT = 0 or not
     out: when STEP_OUTPUT != 0, A = the next token id (argmax); otherwise the ops that only
@@ -14,15 +15,15 @@ shared arithmetic. `step` computes one position:
 Every op is a CALL to a routine followed by an inline parameter block (see ops/*.py).
 Values are int16 little-endian, scores int32 [heads, context], softmax weights u8 [heads,
 context], as in the interpreter; states are int16 [context, width], except a key cache read
-only by scores ops whose head width suits the matvec loop: its rows hold the same bytes per
-head as offset-form high bytes then low bytes (ops/store.py op_storek, ops/scores.py).
+only by scores ops with heads of 8 values: its rows hold per head the bit planes of the keys
+(ops/store.py op_storek, ops/scores.py).
 
 Constants are not emitted here (the image places them), but some are stored in this
 backend's own form: `const_bytes(program)` gives the bytes every constant must hold.
-A matvec weight becomes the stream of ops/matvec.py (w + 128 per weight, padded columns,
-a 32-bit constant per row into which the bias is folded); a bias used only by matvecs needs
-no bytes; all else is the tensor's little-endian bytes. The step code names what it uses by
-EQUs from program.memory: k_<const>, s_<state>, v_<value> (non-alphanumerics become _).
+A matvec weight becomes the stream of ops/matvec.py (per row a header and the bit planes of
+its weights, the bias after them); a bias used only by matvecs needs no bytes of its own;
+all else is the tensor's little-endian bytes. The step code names what it uses by EQUs from
+program.memory: k_<const>, s_<state>, v_<value> (non-alphanumerics become _).
 """
 from __future__ import annotations
 
@@ -32,10 +33,8 @@ from dataclasses import dataclass
 from soulc.errors import SoulcError
 from soulc.ir.program import Op, Program
 
-from .ops import add, argmax, bank, concat, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store
+from .ops import add, argmax, bank, concat, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store, subsets
 from .runtime_math import gtable_asm, math_asm
-
-UNROLL = 32         # columns in the unrolled matvec loop: wider matrices go in chunks
 
 
 def label(name: str, program: Program | None = None) -> str:
@@ -70,7 +69,7 @@ def matvec_uses(program: Program) -> dict[str, MatvecUse]:
     return uses
 
 
-def const_bytes(program: Program, unroll: int = UNROLL) -> dict[str, bytes]:
+def const_bytes(program: Program) -> dict[str, bytes]:
     """The bytes each constant occupies in memory for this backend (empty: not needed)."""
     uses = matvec_uses(program)
     biases = {u.bias for u in uses.values() if u.bias}
@@ -79,13 +78,28 @@ def const_bytes(program: Program, unroll: int = UNROLL) -> dict[str, bytes]:
     for name, const in program.consts.items():
         if name in uses:
             bias = uses[name].bias
-            out[name] = matvec.encode_weights(const.data, None if bias is None else program.consts[bias].data,
-                                              unroll)
+            out[name] = matvec.encode_weights(const.data, None if bias is None else program.consts[bias].data)
         elif name in biases and name not in other_reads:
             out[name] = b""
         else:
             data = const.data
             out[name] = data.astype(data.dtype.newbyteorder("<")).tobytes()
+    return out
+
+
+def row_bounds(program: Program) -> dict[str, int]:
+    """For each 2-D constant, the most bytes one of its rows takes in const_bytes: a matvec's
+    rows differ in length (ops/matvec.py), others take their share."""
+    uses = matvec_uses(program)
+    out = {}
+    for name, const in program.consts.items():
+        if len(const.type.shape) != 2:
+            continue
+        rows, cols = const.type.shape
+        if name in uses:
+            out[name] = matvec.max_row_bytes(cols, uses[name].bias is not None)
+        else:
+            out[name] = const.type.nbytes // rows
     return out
 
 
@@ -103,14 +117,14 @@ def output_only(program: Program) -> list[bool]:
 class _Routines:
     """Collects the op routines a program needs, generated once each."""
 
-    def __init__(self, program: Program, unroll: int):
+    def __init__(self, program: Program):
         self.program = program
-        self.unroll = unroll
         self.used: set[str] = set()
         self.embeds: dict[tuple, int] = {}
         self.softmaxes: dict[tuple, int] = {}
         self.matvec_shifts: set[int] = set()
-        self.part_rows = 0
+        self.matvec_shapes: list[tuple[int, int]] = []     # (rows, cols) of every matvec
+        self.row_variants: set[int] = set()                # groups per chunk the row code meets
         self.last_matvec: tuple[str, int] | None = None    # (x, cols) of the latest op_matvec call
         self.key_states = self._key_states()
         self.scores_per_head = 0
@@ -129,7 +143,7 @@ class _Routines:
             heads = {op.attrs.get("heads") for op in ops}
             if all(op.opcode == "scores" for op in ops) and len(heads) == 1:
                 (h,) = heads
-                if scores.fast(width // h, self.unroll):
+                if scores.fast(width // h):
                     keys[name] = h
         # one op_scores routine serves one head width
         widths = {self.program.states[n].type.shape[1] // h for n, h in keys.items()}
@@ -165,13 +179,11 @@ class _Routines:
             rows, cols = weight.type.shape
             shift = weight.shift + op.attrs.get("post", 0)
             self.matvec_shifts.add(shift)
-            chunked = len(matvec.plan(rows, cols, self.unroll).widths) > 1
-            if chunked:
-                self.part_rows = max(self.part_rows, rows)
-            same_x = not chunked and self.last_matvec == (a[1], cols)
+            self.matvec_shapes.append((rows, cols))
+            self.row_variants |= set(matvec.chunk_groups(cols))
+            same_x = self.last_matvec == (a[1], cols)
             self.last_matvec = (a[1], cols)
-            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, self.unroll,
-                                   matvec.narrow_constants(weight.data, bias), same_x)
+            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, bias is not None, same_x)
         if code == "relu":
             return relu.call_asm(ref[0], out, typ(a[0]).shape[0])
         if code == "add":
@@ -189,7 +201,8 @@ class _Routines:
             use_fast = a[1][1:] in self.key_states
             if use_fast:
                 self.scores_per_head = width // heads
-                self.last_matvec = None         # the matvec loop now holds this query
+                self.row_variants.add(1)
+                self.last_matvec = None         # the subset-sum tables now hold this query
             else:
                 self.used.add("scores_mul")
             return scores.call_asm(ref[0], ref[1], out, heads, width // heads, 2 * width, p.settings.context,
@@ -212,6 +225,9 @@ class _Routines:
             return argmax.call_asm(ref[0], lo, hi) + "        LD (STEP_NEXT),A\n"
         raise SoulcError(f"the Z80 backend has no code for op {code}")
 
+    def uses_tables(self) -> bool:
+        return "matvec" in self.used or bool(self.scores_per_head)
+
     def helpers(self) -> set[str]:
         needed = set()
         modules = {"matvec": matvec, "mix": mix, "rmsnorm": rmsnorm, "embed": embed}
@@ -224,10 +240,13 @@ class _Routines:
 
     def routines(self) -> str:
         text = []
-        if "matvec" in self.used or self.scores_per_head:
-            text.append(matvec.kernel_asm(self.unroll, self.matvec_shifts, self.part_rows))
+        if self.uses_tables():
+            text.append(matvec.kernel_asm(self.matvec_shifts, self.row_variants,
+                                          matvec.park_rows(self.matvec_shapes)))
+            text += [subsets.planes_asm(g, matvec.row_label(g)) for g in sorted(self.row_variants)]
+            text.append(subsets.build_asm())
         if self.scores_per_head:
-            text.append(scores.routine_asm(self.scores_per_head))
+            text.append(scores.routine_asm())
         if "scores_mul" in self.used:
             text.append(scores.fallback_routine_asm())
         if "storek" in self.used:
@@ -249,7 +268,7 @@ def _symbols(program: Program) -> str:
                    for name, address in sorted(program.memory.items()))
 
 
-def step_asm(program: Program, unroll: int = UNROLL) -> str:
+def step_asm(program: Program) -> str:
     if program.form != "step":
         raise SoulcError("the Z80 backend compiles the step form (run the kv_cache pass first)")
     missing = [n for n in [f"@{c}" for c in program.states] + [f"%{op.result}" for op in program.body
@@ -257,7 +276,7 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
                if n not in program.memory]
     if missing:
         raise SoulcError(f"no address for {', '.join(missing[:5])}: run the allocate pass first")
-    routines = _Routines(program, unroll)
+    routines = _Routines(program)
     skips = output_only(program)
     body = []
     skipping = False
@@ -267,15 +286,18 @@ def step_asm(program: Program, unroll: int = UNROLL) -> str:
             skipping = True
         body.append(f"step_op{index}:\n        ; {op.opcode} {', '.join(op.args)}" + (f" -> %{op.result}" if op.result else "") + "\n")
         body.append(routines.call(op))
-    # G first: the hot code starts on a page on the Spectrum, so its alignment costs nothing
-    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}" + gtable_asm() +
+    calls = "".join(body)
+    tables = subsets.tables_asm() + matvec.ktab_asm() if routines.uses_tables() else ""
+    # the page-aligned tables first: the hot code starts on a page on the Spectrum, so their
+    # alignment costs nothing
+    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}" + gtable_asm() + tables +
             "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\nSTEP_OUTPUT: DEFB 0\nSTEP_NEXT: DEFB 0\n"
             "step:\n"
             "        DI\n"
             "        PUSH IY\n"
             "        EXX\n        PUSH BC\n        PUSH DE\n        PUSH HL\n        EXX\n"
             "        EX AF,AF'\n        PUSH AF\n        EX AF,AF'\n"
-            + "".join(body) +
+            + calls +
             f"step_op{len(program.body)}:\n"
             "step_done:\n"
             "        EX AF,AF'\n        POP AF\n        EX AF,AF'\n"
@@ -292,4 +314,4 @@ def unused_for_data(program: Program) -> set[str]:
     return {name for name, data in const_bytes(program).items() if not data}
 
 
-__all__ = ["step_asm", "const_bytes", "label", "UNROLL", "unused_for_data"]
+__all__ = ["step_asm", "const_bytes", "label", "output_only", "unused_for_data"]

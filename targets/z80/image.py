@@ -17,7 +17,7 @@ from soulc.ir.program import Program
 
 from .assembler import Assembled, assemble
 from .chatloop import STEP_SYMBOLS, chat_loop_asm
-from .codegen import const_bytes, step_asm
+from .codegen import const_bytes, row_bounds, step_asm
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,11 @@ def cold_asm(program: Program, io_asm: str, title: str, reply_prefix: str) -> st
 
 def const_sizes(program: Program) -> dict[str, int]:
     return {name: len(data) for name, data in const_bytes(program).items()}
+
+
+def row_bytes(program: Program) -> dict[str, int]:
+    """The most bytes one row of each 2-D constant takes in the backend's encoding."""
+    return row_bounds(program)
 
 
 def data_asm(program: Program, bank: int | None = None) -> str:

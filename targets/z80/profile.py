@@ -160,7 +160,7 @@ def run_step(machine: Machine, symbols: dict[str, int], token: int, pos: int, ou
     return machine.sim.registers[0], t
 
 
-def build_step_machine(program: Program, unroll: int | None = None, code_start: int = 0x6000):
+def build_step_machine(program: Program, code_start: int = 0x6000):
     """Lays out a step-form program (code, then constants in the backend's encoding, states,
     the shared value arena), assembles `step` and loads everything. Returns (machine,
     symbols, placed program)."""
@@ -168,8 +168,7 @@ def build_step_machine(program: Program, unroll: int | None = None, code_start: 
 
     from . import codegen
 
-    kwargs = {} if unroll is None else {"unroll": unroll}
-    data = codegen.const_bytes(program, **kwargs)
+    data = codegen.const_bytes(program)
     offsets, arena = arena_offsets(program, lambda name: 1)
 
     def layout(start):
@@ -186,7 +185,7 @@ def build_step_machine(program: Program, unroll: int | None = None, code_start: 
         return memory, cursor + arena
 
     def source(placed):
-        return codegen.step_asm(placed, **kwargs)
+        return codegen.step_asm(placed)
 
     placed = program.copy()
     placed.memory, _ = layout(code_start)

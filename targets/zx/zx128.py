@@ -20,7 +20,7 @@ from soulc.passes.allocate import Region
 from soulc.passes.bank_split import BankedMachine, bank_split
 from soulc.targets.target import Build, Target
 from soulc.targets.z80.assembler import assemble
-from soulc.targets.z80.image import Layout, build_image, code_sizes, const_sizes, data_asm
+from soulc.targets.z80.image import Layout, build_image, code_sizes, const_sizes, data_asm, row_bytes
 
 from .bank_loader import loader_asm
 from .io import spectrum_io_asm
@@ -48,7 +48,7 @@ def visible_regions(program: Program, machine: MachineMap = ZX128) -> list[Regio
 
 
 ZX128_BANKS = BankedMachine(name=ZX128.name, visible=visible_regions, banks=ZX128.banks,
-                            const_sizes=const_sizes, window=BANK_WINDOW)
+                            const_sizes=const_sizes, window=BANK_WINDOW, row_bytes=row_bytes)
 bank_split_zx128 = partial(bank_split, machine=ZX128_BANKS)
 
 

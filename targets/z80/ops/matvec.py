@@ -6,192 +6,121 @@ clobbered; interrupts must be off because the weights are read with POP):
 
         CALL op_matvec
         DEFW weights        ; the stream made by encode_weights()
-        DEFW x - 2*pad      ; pad = padded_cols - cols (zero to three leading dummy columns)
-        DEFW y
-        DEFW rows
-        DEFB chunks, last_width
+        DEFW x, y, rows
+        DEFB groups, cols   ; groups = ceil(cols / 8)
+        DEFB flags          ; FLAG_BIAS: the stream holds a bias per row; FLAG_SAME_X: x and
+                            ; cols are those of the previous op_matvec call
         DEFW mv_fin_<shift> ; the row finisher for this matvec's total shift
-        DEFW mv_k32 | mv_k16 ; how the stream holds the row constants (see below)
-        DEFB same_x         ; 1: x and the column layout are those of the previous call
 
-The trick. With g(s) = s(s+1)/2 (the table G, see runtime_math.py), a*b = g(a+b) - g(a) - g(b).
-Split x + 128 = 256*(a + 128) + (b + 128), i.e. x = 256*a + b with b = -128..127 and
-a = -128..128, both signed, and store each weight w as u = w + 128. Then
+The trick is ops/subsets.py's: the columns go in groups of 8, up to four groups (a chunk of
+32 columns) at a time; per chunk the routine builds the groups' subset-sum tables from x and
+then a row costs one table lookup per byte of its weights' bit planes. With u = w + 128,
 
-    acc = sum w*x + bias = 256*SumH + SumL - 257*Sg + bias - R
-    SumH = sum_i G[u_i + A_i]       A = a + 128 = ((x + 32768 + 128) >> 8), 0..256
-    SumL = sum_i G[u_i + B_i]       B = b + 128 = the low byte of x, top bit flipped
-    Sg = sum_i g(w_i)               (from the weights alone: stored per row)
-    R = sum_i 256*g(a_i) + g(b_i)   (from x alone: once per call)
+    sum_i w_i x_i = acc - 255*N - 128*sum(x),    acc = sum_b 2^b sum_g T_g[s_bg]
 
-so a multiply-accumulate is two table lookups and two 16-bit adds. Before the rows, the
-routine writes A and B straight into the immediate operands of an unrolled loop
-(self-modifying code), where `LD HL,GTAB+A` / `ADD HL,BC` (BC = u) forms the 9-bit index.
-The weights are popped two at a time from the stream. SumH and SumL are 16-bit (IX, IY) with
-their carries counted out of line (B' and A'), 24 bits in all, which holds any row of up to
-255 columns exactly; the 32-bit row sum is then exact (|acc| < 2^31 for 255 columns). R is
-computed by running the same loop once over a virtual row of weights u = 128 (w = 0),
-which yields exactly 256*SumH + SumL = R.
+exactly, where N is the sum of the groups' offsets. The tables hold 16-bit entries, which needs sum |x| <= 65535
+over the chunk: most activations are far smaller (the fast path). Otherwise the chunk takes
+two passes, x split into bytes (x = 256*hi + lo, both small): the exact fallback.
 
-Columns are padded to a multiple of four (a block of the unrolled loop); dummy columns have
-w = 0 and read whatever lies before x: their lookups equal their share of R, so they cancel.
-A matrix wider than the unrolled loop is done in chunks of `unroll` columns, the row sums
-parked between chunks (32 bits per row in mv_part, reloaded as IY = low word, IX = 256 * byte 2,
-B' = byte 3).
+A matvec of one chunk and one pass finishes each row at once. With several passes (more
+than 32 columns, or a split chunk) each row's 32-bit sum is parked in mv_part between passes,
+for a batch of up to `park_rows` rows at a time: all rows of a matvec of several chunks
+(the rows of a chunk differ in length, so a chunk's stream starts where the last one's
+ended), up to 32 rows of a split one. A matvec on the same x as the one before
+(q, k, v) reuses its tables and K when that one took a single pass.
 
-Stream layout (encode_weights): for each chunk, for each row, that chunk's u bytes; after
-each row of the last chunk its constant: Sg as 16 bits (mv_k16, when there is no bias and
-every row's Sg fits), otherwise bias - 257*Sg as 32 bits (mv_k32), little-endian.
+A row of a chunk need not take all eight planes: with its own offset m (a multiple of 16),
+u = w - m, a row whose weights span less than 128 (64) takes 7 (6) planes and so 7/8 (6/8) of
+the lookups and bytes. Each row starts with a header byte naming its planes and m; per chunk
+a table of 48 row constants K = m*sum(x) - (2^P - 1)*N (24 bits) serves every header.
+
+Stream (encode_weights): for each chunk, for each row: its header, then its pattern bytes for
+that chunk in the order subsets.planes_asm reads them (P per group); in the last chunk each
+row's bias (int16) follows. The stream is about as long as the weights, often shorter.
 """
 from __future__ import annotations
 
-NEEDS = {"m_neg32"}      # shared arithmetic it calls (runtime_math.py)
-
-from dataclasses import dataclass
-
 import numpy as np
 
-from soulc.targets.z80.runtime_math import GTAB, g
+from . import subsets
 
-BLOCK_COLS = 4
-# Byte offsets inside one unrolled block of four columns (see _block): the immediate bytes
-# written by the patch loop, and the block's size.
-_H_PATCH = (5, 30, 58, 83)         # (and the byte after: the page, A may be 256)
-_L_PATCH = (17, 42, 70, 95)
-BLOCK_SIZE = 149
-PARAM_SIZE = 15
+NEEDS: set[str] = set()          # shared arithmetic it calls (runtime_math.py)
 
-
-@dataclass(frozen=True)
-class MatvecPlan:
-    rows: int
-    cols: int
-    padded: int                 # columns rounded up to a block
-    widths: tuple[int, ...]     # padded columns per chunk
-
-    @property
-    def pad(self) -> int:
-        return self.padded - self.cols
+PARAM_SIZE = 13
+FLAG_BIAS = 1
+FLAG_SAME_X = 2
+CHUNK_GROUPS = subsets.MAX_GROUPS
+MAX_COLS = 255
 
 
-def plan(rows: int, cols: int, unroll: int) -> MatvecPlan:
-    if unroll % BLOCK_COLS or unroll <= 0:
-        raise ValueError(f"unroll {unroll} is not a positive multiple of {BLOCK_COLS}")
-    if cols > 255:
-        raise ValueError(f"{cols} columns: the Z80 matvec counts carries in 8 bits (at most 255)")
-    padded = -(-cols // BLOCK_COLS) * BLOCK_COLS
-    widths = []
-    left = padded
-    while left > unroll:
-        widths.append(unroll)
-        left -= unroll
-    widths.append(left)
-    return MatvecPlan(rows, cols, padded, tuple(widths))
+def groups(cols: int) -> int:
+    return -(-cols // 8)
 
 
-def half_square_sums(weight: np.ndarray) -> np.ndarray:
-    w = weight.astype(np.int64)
-    return (w * (w + 1) // 2).sum(axis=1)
+def chunk_groups(cols: int) -> list[int]:
+    """Groups per chunk, in order."""
+    if not 1 <= cols <= MAX_COLS:
+        raise ValueError(f"{cols} columns: the Z80 matvec takes 1..{MAX_COLS}")
+    g = groups(cols)
+    return [min(CHUNK_GROUPS, g - start) for start in range(0, g, CHUNK_GROUPS)]
 
 
-def narrow_constants(weight: np.ndarray, bias: np.ndarray | None) -> bool:
-    """Can the rows' constants be the 16-bit Sg (no bias, and 257 * Sg fits the 24-bit sum)?"""
-    return bias is None and 257 * int(half_square_sums(weight).max(initial=0)) < 2**24
+def row_form(row: np.ndarray, groups: int) -> tuple[int, int]:
+    """(planes, offset m) for one row's weights in a chunk: u = w - m must fit the planes.
+    m is a multiple of 16 (so the per-chunk table of row constants stays small); rows in a
+    chunk of an odd number of groups take all 8 planes (see subsets.entry_planes)."""
+    m = 16 * (int(row.min()) // 16)
+    for planes in sorted(subsets.entry_planes(groups)):
+        if int(row.max()) - m < 1 << planes:
+            return planes, m
+    raise AssertionError("an int8 row always fits 8 planes")
 
 
-def row_constants(weight: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    k = -257 * half_square_sums(weight)
-    if bias is not None:
-        k = k + bias.astype(np.int64)
-    return k
+def header(planes: int, m: int) -> int:
+    return 16 * (subsets.PLANES - planes) + m // 16 + 8
 
 
-def encode_weights(weight: np.ndarray, bias: np.ndarray | None, unroll: int) -> bytes:
+def encode_weights(weight: np.ndarray, bias: np.ndarray | None) -> bytes:
     """The byte stream op_matvec reads for this matrix (see the module docstring)."""
     rows, cols = weight.shape
-    p = plan(rows, cols, unroll)
-    u = np.full((rows, p.padded), 128, dtype=np.uint8)
-    u[:, p.pad:] = (weight.astype(np.int16) + 128).astype(np.uint8)
-    if narrow_constants(weight, bias):
-        k_bytes = half_square_sums(weight).astype("<u2").view(np.uint8).reshape(rows, 2)
-    else:
-        k = row_constants(weight, bias)
-        if np.abs(k).max(initial=0) >= 2**31:
-            raise ValueError("row constant does not fit 32 bits")
-        k_bytes = (k & 0xFFFFFFFF).astype("<u4").view(np.uint8).reshape(rows, 4)
-    parts = []
+    w = weight.astype(np.int64)
+    out = bytearray()
     start = 0
-    for index, width in enumerate(p.widths):
-        chunk = u[:, start:start + width]
-        if index == len(p.widths) - 1:
-            chunk = np.concatenate([chunk, k_bytes], axis=1)
-        parts.append(chunk.tobytes())
-        start += width
-    return b"".join(parts)
+    sizes = chunk_groups(cols)
+    for index, g in enumerate(sizes):
+        part = w[:, 8 * start:min(cols, 8 * (start + g))]
+        u = np.zeros((rows, 8 * g), dtype=np.uint8)
+        for r in range(rows):
+            planes, m = row_form(part[r], g)
+            u[r, :part.shape[1]] = part[r] - m
+            pattern = subsets.patterns(u[r:r + 1])[0]
+            out.append(header(planes, m))
+            out += pattern[(subsets.PLANES - planes) * g:].tobytes()
+            if index == len(sizes) - 1 and bias is not None:
+                out += int(bias[r]).to_bytes(2, "little", signed=True)
+        start += g
+    return bytes(out)
 
 
-def encoded_size(weight: np.ndarray, bias: np.ndarray | None, unroll: int) -> int:
-    rows, cols = weight.shape
-    return rows * (plan(rows, cols, unroll).padded + (2 if narrow_constants(weight, bias) else 4))
+def max_row_bytes(cols: int, bias: bool) -> int:
+    """The most bytes one row can take in the stream: every chunk at 8 planes."""
+    sizes = chunk_groups(cols)
+    return len(sizes) + subsets.PLANES * sum(sizes) + (2 if bias else 0)
 
 
 def finisher_label(shift: int) -> str:
     return f"mv_fin_{shift}" if shift >= 0 else f"mv_fin_m{-shift}"
 
 
-def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, unroll: int,
-             narrow: bool, same_x: bool = False) -> str:
-    """same_x: the previous op_matvec call had the same x and columns, in one chunk (the
-    patched loop and R are still valid)."""
-    p = plan(rows, cols, unroll)
-    if same_x and len(p.widths) > 1:
-        raise ValueError("same_x needs a matrix that fits the unrolled loop")
-    x_arg = f"{x}-{2 * p.pad}" if p.pad else x
+def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, bias: bool,
+             same_x: bool = False) -> str:
+    """same_x: the previous op_matvec call had the same x and columns."""
+    chunk_groups(cols)
+    flags = (FLAG_BIAS if bias else 0) | (FLAG_SAME_X if same_x else 0)
     return (f"        CALL op_matvec\n"
-            f"        DEFW {weights},{x_arg},{y},{rows}\n"
-            f"        DEFB {len(p.widths)},{p.widths[-1]}\n"
-            f"        DEFW {finisher_label(shift)},{'mv_k16' if narrow else 'mv_k32'}\n"
-            f"        DEFB {int(same_x)}\n")
-
-
-def _product(k: int, col: int, half: str) -> str:
-    acc = "IX" if half == "h" else "IY"
-    return (f"mvp{k}{half}{col}:\n"
-            f"        LD HL,{GTAB}\n"
-            f"        ADD HL,BC\n"
-            f"        LD E,(HL)\n"
-            f"        INC H\n"
-            f"        INC H\n"
-            f"        LD D,(HL)\n"
-            f"        ADD {acc},DE\n"
-            f"        JR C,mvc{k}{half}{col}\n"
-            f"mvr{k}{half}{col}:\n")
-
-
-def _block(k: int, last: bool) -> str:
-    """Four columns: two weight pairs, eight lookups; then the carry handlers."""
-    text = [f"mvb{k}:\n"]
-    for unit in range(2):
-        c0, c1 = 2 * unit, 2 * unit + 1
-        text.append("        POP BC\n        LD A,B\n        LD B,0\n")
-        text.append(_product(k, c0, "h") + _product(k, c0, "l"))
-        text.append("        LD C,A\n")
-        text.append(_product(k, c1, "h") + _product(k, c1, "l"))
-    text.append(f"mv_end:\n        JP mv_k32\n" if last else f"        JP mvb{k + 1}\n")
-    for col in range(4):
-        text.append(f"mvc{k}h{col}:\n        EXX\n        INC B\n        EXX\n        JR mvr{k}h{col}\n")
-        text.append(f"mvc{k}l{col}:\n        EX AF,AF'\n        INC A\n        EX AF,AF'\n        JR mvr{k}l{col}\n")
-    return "".join(text)
-
-
-def _store_result() -> str:
-    """y (DE) to the output (D'E'), one row fewer to do (H'L')."""
-    return ("mv_store:\n"
-            "        LD A,E\n        EXX\n        LD (DE),A\n        INC DE\n        EXX\n"
-            "        LD A,D\n        EXX\n        LD (DE),A\n        INC DE\n"
-            "mv_rowdone_x:\n"
-            "        DEC HL\n        LD A,H\n        OR L\n        EXX\n"
-            "mv_next:\n        JP NZ,mv_zero\n        JP mv_chunk_end\n")
+            f"        DEFW {weights},{x},{y},{rows}\n"
+            f"        DEFB {groups(cols)},{cols},{flags}\n"
+            f"        DEFW {finisher_label(shift)}\n")
 
 
 def finisher_asm(shift: int) -> str:
@@ -257,32 +186,13 @@ def finisher_asm(shift: int) -> str:
     return "".join(out)
 
 
-def kernel_asm(unroll: int, shifts, part_rows: int = 0) -> str:
-    """The shared op_matvec routine for an unrolled width of `unroll` columns, with a row
-    finisher for each total shift in `shifts`; `part_rows` rows of parking space for
-    matrices wider than `unroll`."""
-    plan(1, 1, unroll)
-    blocks = unroll // BLOCK_COLS
-    body = "".join(_block(k, k == blocks - 1) for k in range(blocks))
-    patch = []
-    for col in range(4):
-        patch.append(f"""        LD C,(HL)
-        INC HL
-        LD A,(HL)
-        INC HL
-        XOR 128
-        LD B,A                          ; BC = x + 32768
-        LD A,C
-        ADD A,128
-        LD (IX+{_L_PATCH[col]}),A             ; B, and the carry into A
-        LD A,B
-        ADC A,0
-        LD (IX+{_H_PATCH[col]}),A             ; A = (x + 32768 + 128) >> 8, 0..256
-        LD A,{GTAB} >> 8
-        ADC A,0
-        LD (IX+{_H_PATCH[col] + 1}),A
-""")
-    finishers = "".join(finisher_asm(s) for s in sorted(set(shifts)))
+def row_label(groups: int) -> str:
+    """The row code (subsets.planes_asm) for a chunk of this many groups."""
+    return f"st_planes{groups}"
+
+
+def _setup_asm(park_rows: int, row_variants) -> str:
+    set_ends = "".join(f"        LD ({row_label(g)}_end+1),HL\n" for g in sorted(row_variants))
     return f"""
 ; ---- matvec (targets/z80/ops/matvec.py) ----
 op_matvec:
@@ -292,260 +202,691 @@ op_matvec:
         LDIR
         PUSH HL
         LD (mv_sp),SP
-        LD HL,(mv_par+10)
+        LD HL,(mv_par+11)
         LD (mv_finj+1),HL
-        LD HL,(mv_par)
-        LD (mv_wp),HL
-        LD A,(mv_par+8)
-        LD (mv_left),A
-        LD A,(mv_par+14)
+        LD HL,mv_rowend
+{set_ends}        LD HL,(mv_par+4)
+        LD (mv_yp),HL
+        LD A,(mv_par+10)
+        AND {FLAG_SAME_X}
+        JR Z,mv_fresh
+        LD A,(mv_valid)
         OR A
         JR Z,mv_fresh
-        LD HL,mv_zero                   ; same x: loop, entry and -R are still set
-        LD (mv_init+1),HL
-        LD (mv_next+1),HL
-        JP mv_last
+        LD HL,(mv_par+6)                ; same x, one pass: tables, K, mode and row code stand
+        LD (mv_nb),HL
+        LD HL,(mv_par)
+        LD (mv_cs),HL
+        LD HL,mv_ctab+2
+        LD (mv_cp),HL
+        XOR A
+        LD (mv_c),A
+        CALL mv_bias_final
+        CALL mv_run
+        JP mv_done
 mv_fresh:
-        LD HL,0
-        LD (mv_r),HL
-        LD (mv_r+2),HL
-        LD HL,(mv_par+2)
-        LD (mv_xp),HL
-        LD A,(mv_par+8)
-        DEC A
-        LD HL,mv_zero
-        JR Z,mv_single
-        LD HL,mv_zerop
-mv_single:
-        LD (mv_init+1),HL
-        LD (mv_next+1),HL
-mv_chunk:
-        LD A,(mv_left)
-        DEC A
-        LD A,{unroll}
-        JR NZ,mv_width
-        LD A,(mv_par+9)
-mv_width:
-        LD HL,mv_virt_done
-        LD (mv_vret+1),HL
-        LD HL,mv_radd
-        LD (mv_rret+1),HL
-mv_prep:                                ; A = width, (mv_xp) = x: patch, then R (see mv_vret)
-        LD B,A
-        LD A,{unroll}
-        SUB B
-        RRCA
-        RRCA                            ; blocks to skip
-        LD IX,mvb0
-        LD DE,{BLOCK_SIZE}
-        OR A
-        JR Z,mv_entry_found
-mv_skip:
-        ADD IX,DE
-        DEC A
-        JR NZ,mv_skip
-mv_entry_found:
-        LD (mv_go+1),IX
-        SRL B
-        SRL B                           ; blocks to patch
-        LD HL,(mv_xp)
-mv_patch:                               ; write B and A of four columns into a block
-        PUSH BC
-{''.join(patch)}        POP BC
-        LD DE,{BLOCK_SIZE}
-        ADD IX,DE
-        DJNZ mv_patch
-        LD (mv_xp),HL
-        LD HL,mv_raw                    ; the virtual row u = 128 gives R
-        LD (mv_end+1),HL
-        LD SP,mv_ones
-        JP mv_zero
-mv_virt_done:
-        LD SP,(mv_sp)
-        LD A,(mv_left)
-        DEC A
-        JR NZ,mv_rows
-        LD HL,(mv_r)                    ; last chunk: the row constants' readers add -R
-        LD DE,(mv_r+2)
-        CALL m_neg32
-        LD (mv_nrlo+1),HL
-        LD (mv_n16lo+1),HL
-        LD (mv_nrhi+1),DE
-        LD (mv_n16hi+1),DE
-mv_last:
-        LD HL,(mv_par+12)
-        LD (mv_end+1),HL
-        JR mv_rows_go
-mv_rows:
-        LD HL,mv_raw
-        LD (mv_end+1),HL
-        LD HL,mv_park
-        LD (mv_rret+1),HL
-mv_rows_go:
-        LD HL,mv_part
-        LD (mv_pp),HL
-        EXX
-        LD HL,(mv_par+6)                ; H'L' = rows to do
-        LD DE,(mv_par+4)                ; D'E' = where y goes
-        EXX
-        LD SP,(mv_wp)
-mv_init:
-        JP mv_zero
-mv_chunk_end:
-        LD (mv_wp),SP
-        LD SP,(mv_sp)
-        LD HL,mv_load
-        LD (mv_init+1),HL
-        LD (mv_next+1),HL
-        LD HL,mv_left
-        DEC (HL)
-        JP NZ,mv_chunk
-        RET
-
-mv_zerop:                               ; zero, and move on to this row's parking place
-        LD HL,(mv_pp)
-        LD DE,4
-        ADD HL,DE
-        LD (mv_pp),HL
-mv_zero:                                ; start a row from zero
-        LD IX,0
-        LD IY,0
-        EXX
-        LD B,0
-        EXX
-        EX AF,AF'
         XOR A
-        EX AF,AF'
-mv_go:
-        JP mvb0
-mv_load:                                ; continue a row from its parked sum P:
-        LD HL,(mv_pp)                   ; IY = P low word, IX = 256 * P byte 2,
-        LD A,(HL)                       ; B' = P byte 3, A' = 0
-        LD IYL,A
-        INC HL
-        LD A,(HL)
-        LD IYH,A
-        INC HL
-        LD A,(HL)
-        LD IXH,A
-        LD IXL,0
-        INC HL
-        LD A,(HL)
-        EXX
-        LD B,A
-        EXX
-        INC HL
-        LD (mv_pp),HL
-        EX AF,AF'
-        XOR A
-        EX AF,AF'
-        JP mv_go
-
-{body}
-mv_park:                                ; park this row's sum HL:DE (not the last chunk)
-        LD IX,(mv_pp)
-        LD (IX-4),E
-        LD (IX-3),D
-        LD (IX-2),L
-        LD (IX-1),H
-        EXX
-        JP mv_rowdone_x
-
-mv_raw:                                 ; HL:DE = 256*SumH + SumL (32 bits), then on
-        LD E,IYL
-        LD D,IYH
-        EX AF,AF'
-        LD L,A
-        LD H,0
-        LD A,IXL
-        ADD A,D
-        LD D,A
-        EXX
-        LD A,B
-        EXX
-        LD B,A
-        LD C,IXH
-        ADC HL,BC
-mv_rret:
-        JP mv_radd
-mv_radd:                                ; R += HL:DE
-        EX DE,HL
-        LD BC,(mv_r)
-        ADD HL,BC
-        LD (mv_r),HL
-        EX DE,HL
-        LD BC,(mv_r+2)
-        ADC HL,BC
-        LD (mv_r+2),HL
-mv_vret:
-        JP mv_virt_done
-
-mv_k32:                                 ; the row constant is bias - 257*Sg: add -R
-        POP HL
-mv_nrlo:
-        LD DE,0
-        ADD HL,DE
-        EX DE,HL
-        POP HL
-mv_nrhi:
-        LD BC,0
-        ADC HL,BC
-        EX DE,HL                        ; HL = low, DE = high
-        JP mv_tail
-mv_k16:                                 ; the row constant is Sg: start from -R - 257*Sg
-        POP DE
-        LD A,D
-        ADD A,E
-        LD B,A
-        LD A,D
-        ADC A,0
-        LD C,A                          ; 257*Sg = C:B:E
-        LD D,B
-mv_n16lo:
-        LD HL,0
+        LD (mv_valid),A
+        CALL mv_layout
+        LD HL,(mv_par+6)
+        LD (mv_batch),HL
+        LD A,(mv_nchunks)
+        DEC A
+        CALL NZ,mv_park_batch           ; several chunks: a batch at a time in the park area
+mv_restart:
+        LD HL,(mv_par+6)
+        LD (mv_left),HL
+mv_batch_loop:
+        LD HL,(mv_left)
+        LD DE,(mv_batch)
         OR A
         SBC HL,DE
+        JR NC,mv_batch_full
+        ADD HL,DE                       ; fewer rows left than a batch
         EX DE,HL
-mv_n16hi:
         LD HL,0
-        LD B,0
-        SBC HL,BC
-        EX DE,HL                        ; HL = low, DE = high
-mv_tail:                                ; + SumL + 256*SumH, then finish
-        LD C,IYL
-        LD B,IYH
-        ADD HL,BC
-        EX DE,HL                        ; HL = high, DE = low
-        LD BC,0
-        ADC HL,BC
-        EX AF,AF'
-        LD C,A
-        ADD HL,BC                       ; + 65536 * (carries of SumL)
-        EX DE,HL
-        LD A,IXL
-        ADD A,H
-        LD H,A
-        EX DE,HL
+mv_batch_full:
+        LD (mv_left),HL
+        LD (mv_nb),DE
+        XOR A
+        LD (mv_c),A
+        INC A
+        LD (mv_firstp),A
+mv_chunk_loop:
+        CALL mv_chunk_setup
+        XOR A
+        CALL mv_load                    ; x as it is
+        JR C,mv_split                   ; sum |x| over the chunk > 65535
+        CALL mv_build
+        LD HL,mv_biasj
+        LD (mv_scalej+1),HL
+        LD A,(mv_nchunks)
+        DEC A
+        JR NZ,mv_one_of_many
+        LD HL,mv_finj                   ; the whole matvec in one pass
+        LD (mv_modej+1),HL
+        INC A
+        LD (mv_fin),A
+        LD (mv_valid),A
+        JR mv_one_set
+mv_one_of_many:
+        CALL mv_mode_final
+mv_one_set:
+        CALL mv_bias_final
+        CALL mv_run
+        JR mv_chunk_next
+mv_split:                               ; x = 256*hi + lo, a pass each
+        LD HL,(mv_batch)
+        LD DE,{park_rows + 1}
+        OR A
+        SBC HL,DE
+        JR C,mv_split_fits
+        CALL mv_park_batch              ; (only before the first row: one chunk, all rows at once)
+        JP mv_restart
+mv_split_fits:
+        LD A,1
+        CALL mv_load
+        CALL mv_build
+        LD HL,mv_x256
+        LD (mv_scalej+1),HL
+        CALL mv_mode_notlast
+        LD HL,mv_modej
+        CALL mv_last_chunk_bias
+        JR Z,mv_hi_bias
+        LD HL,mv_bias_skip
+mv_hi_bias:
+        LD (mv_biasj+1),HL
+        CALL mv_run_again
+        LD A,2
+        CALL mv_load
+        CALL mv_build
+        LD HL,mv_biasj
+        LD (mv_scalej+1),HL
+        CALL mv_mode_final
+        CALL mv_bias_final
+        CALL mv_run
+mv_chunk_next:
+        LD HL,mv_c
+        INC (HL)
+        LD A,(mv_nchunks)
+        CP (HL)
+        JP NZ,mv_chunk_loop
+        LD HL,(mv_left)
+        LD A,H
+        OR L
+        JP NZ,mv_batch_loop
+mv_done:
+        LD SP,(mv_sp)
+        RET
+
+mv_park_batch:                          ; batch = min(rows, park rows)
+        LD HL,(mv_par+6)
+        LD DE,{park_rows}
+        OR A
+        SBC HL,DE
+        RET C
+        LD (mv_batch),DE
+        RET
+
+mv_last_chunk_bias:                     ; NZ when this is the last chunk of a matvec with a bias
+        LD A,(mv_par+10)
+        AND {FLAG_BIAS}
+        RET Z
+        LD A,(mv_nchunks)
+        DEC A
+        LD B,A
+        LD A,(mv_c)
+        CP B
+        JR Z,mv_lcb_yes
+        XOR A
+        RET
+mv_lcb_yes:
+        OR 1
+        RET
+
+mv_bias_final:                          ; the pass that finishes the rows adds the bias
+        LD HL,mv_modej
+        CALL mv_last_chunk_bias
+        JR Z,mv_bias_set
+        LD HL,mv_bias_add
+mv_bias_set:
+        LD (mv_biasj+1),HL
+        RET
+
+mv_mode_final:                          ; the chunk's last pass: on the last chunk, finish
+        LD A,(mv_nchunks)
+        DEC A
+        LD B,A
+        LD A,(mv_c)
+        CP B
+        JR NZ,mv_mode_notlast
+        LD HL,mv_last
+        LD (mv_modej+1),HL
+        LD A,1
+        LD (mv_fin),A
+        RET
+mv_mode_notlast:                        ; park first, then add
+        LD HL,mv_first
+        LD A,(mv_firstp)
+        OR A
+        JR NZ,mv_mode_set
+        LD HL,mv_middle
+mv_mode_set:
+        LD (mv_modej+1),HL
+        XOR A
+        LD (mv_firstp),A
+        LD (mv_fin),A
+        RET
+
+mv_run_again:                           ; a pass over rows the next pass reads again
+        LD HL,(mv_cs)
+        PUSH HL
+        CALL mv_run
+        POP HL
+        LD (mv_cs),HL
+        RET
+mv_run:                                 ; this batch's rows of the chunk through the tables
+        LD (mv_sp2),SP
+        LD IX,mv_part
+        LD DE,(mv_yp)
+        LD HL,(mv_nb)
         EXX
+        LD SP,(mv_cs)
+        JP mv_rowstart
+mv_pass_done:
+        LD (mv_cs),SP
+        LD SP,(mv_sp2)
+        LD HL,(mv_cp)                   ; the chunk's stream goes on from here next batch,
+        LD DE,(mv_cs)                   ; and the next chunk's starts here
+        LD (HL),E
+        INC HL
+        LD (HL),D
+        LD BC,5
+        ADD HL,BC
+        LD (HL),E
+        INC HL
+        LD (HL),D
+        LD A,(mv_fin)                   ; a pass that stored y moves it on
+        OR A
+        RET Z
+        EXX
+        LD (mv_yp),DE
+        EXX
+        RET
+"""
+
+
+def _chunks_asm(row_variants) -> str:
+    variants = sorted(row_variants)
+
+    def entries(g):
+        labels = [subsets.planes_label(row_label(g), p) for p in subsets.entry_planes(g)]
+        labels += [labels[0]] * (3 - len(labels))
+        return "".join(f"        LD HL,{lab}\n        LD (mv_p{p}j+1),HL\n" for lab, p in zip(labels, (8, 7, 6)))
+
+    pick = "".join(f"        CP {g}\n        JR NZ,mv_cs_not{g}\n{entries(g)}        RET\nmv_cs_not{g}:\n"
+                   for g in variants[:-1]) + entries(variants[-1]) + "        RET\n"
+    return f"""
+mv_layout:                              ; per chunk: groups, columns, stream (2), x (2)
+        LD HL,(mv_par)                  ; the first chunk's stream; each pass over a chunk
+        LD (mv_ctab+2),HL               ; leaves the next one's start (one batch then)
+        LD A,(mv_par+8)
+        LD (mv_lg),A
+        LD A,(mv_par+9)
+        LD (mv_lc),A
+        LD DE,(mv_par+2)
+        LD IX,mv_ctab
+        XOR A
+        LD (mv_nchunks),A
+mv_lay_loop:
+        LD A,(mv_lg)
+        CP {CHUNK_GROUPS + 1}
+        JR C,mv_lay_g
+        LD A,{CHUNK_GROUPS}
+mv_lay_g:
+        LD (IX+0),A
+        LD B,A
+        LD A,(mv_lg)
+        SUB B
+        LD (mv_lg),A
+        LD A,(mv_lc)
+        CP {8 * CHUNK_GROUPS + 1}
+        JR C,mv_lay_c
+        LD A,{8 * CHUNK_GROUPS}
+mv_lay_c:
+        LD (IX+1),A
+        LD C,A
+        LD A,(mv_lc)
+        SUB C
+        LD (mv_lc),A
+        LD (IX+4),E
+        LD (IX+5),D
+        EX DE,HL
+        LD BC,{16 * CHUNK_GROUPS}       ; x += 32 columns
+        ADD HL,BC
+        EX DE,HL
+        LD BC,6
+        ADD IX,BC
+        LD A,(mv_nchunks)
+        INC A
+        LD (mv_nchunks),A
+        LD A,(mv_lg)
+        OR A
+        JR NZ,mv_lay_loop
+        RET
+
+mv_chunk_setup:                         ; chunk mv_c: mv_cg, mv_ccols, mv_cs, mv_cp, mv_cx, the row code
+        LD A,(mv_c)
+        LD L,A
+        ADD A,A
+        ADD A,L
+        ADD A,A
+        LD E,A
+        LD D,0
+        LD IX,mv_ctab
+        ADD IX,DE
+        LD A,(IX+1)
+        LD (mv_ccols),A
+        LD L,(IX+2)
+        LD H,(IX+3)
+        LD (mv_cs),HL
+        PUSH IX
+        POP HL
+        INC HL
+        INC HL
+        LD (mv_cp),HL
+        LD L,(IX+4)
+        LD H,(IX+5)
+        LD (mv_cx),HL
+        LD A,(IX+0)
+        LD (mv_cg),A
+{pick}
+mv_load:                                ; A = 0: x, 1: its high bytes, 2: its low bytes -> st_x, mv_sx;
+        LD IX,st_x                      ; carry when the sum of |x| passes 65535
+mv_load_ix:                             ; the same to IX
+        LD HL,mv_ld_id
+        OR A
+        JR Z,mv_ld_set
+        LD HL,mv_ld_hi
+        DEC A
+        JR Z,mv_ld_set
+        LD HL,mv_ld_lo
+mv_ld_set:
+        LD (mv_ld_x+1),HL
+        LD HL,(mv_cx)
+        LD IY,0                         ; the sum of |x|, and B' = 1 once it passes 65535
+        EXX
+        LD HL,0
+        LD C,L                          ; C':H'L' = the sum, 24 bits
+        LD B,L
+        EXX
+        LD A,(mv_ccols)
+        LD B,A
+mv_ld_loop:
+        LD E,(HL)
+        INC HL
+        LD D,(HL)
+        INC HL
+mv_ld_x:
+        JP 0
+mv_ld_hi:
+        LD E,D
+        LD A,D
+        RLA
+        SBC A,A
+        LD D,A
+        JR mv_ld_id
+mv_ld_lo:
+        LD D,0
+mv_ld_id:
+        LD (IX+0),E
+        LD (IX+1),D
+        INC IX
+        INC IX
+        PUSH DE
+        EXX
+        POP DE
+        LD A,D
+        RLA
+        SBC A,A
+        ADD HL,DE
+        ADC A,C
+        LD C,A
+        EXX
+        LD A,D                          ; |x|
+        OR A
+        JP P,mv_ld_pos
+        XOR A
+        SUB E
+        LD E,A
+        SBC A,A
+        SUB D
+        LD D,A
+mv_ld_pos:
+        ADD IY,DE
+        JR NC,mv_ld_small
+        EXX
+        LD B,1
+        EXX
+mv_ld_small:
+        DJNZ mv_ld_loop
+        LD A,(mv_cg)                    ; zeros up to whole groups
+        ADD A,A
+        ADD A,A
+        ADD A,A
+        LD HL,mv_ccols
+        SUB (HL)
+        JR Z,mv_ld_padded
+        LD B,A
+        XOR A
+mv_ld_pad:
+        LD (IX+0),A
+        LD (IX+1),A
+        INC IX
+        INC IX
+        DJNZ mv_ld_pad
+mv_ld_padded:
+        EXX
+        LD (mv_sx),HL
+        LD A,C
+        LD (mv_sx+2),A
+        RLA
+        SBC A,A
+        LD (mv_sx+3),A
         LD A,B
         EXX
-        LD B,A
-        LD C,IXH
-        ADC HL,BC                       ; + 256 * SumH, its carries included
-mv_finj:
-        JP 0
+        RRA
+        RET
 
-{_store_result()}
-{finishers}
-mv_par: DEFS {PARAM_SIZE}
-mv_sp: DEFW 0
-mv_wp: DEFW 0
-mv_xp: DEFW 0
-mv_pp: DEFW 0
-mv_r: DEFS 4
-mv_left: DEFB 0
-mv_ones:
-        DEFS {unroll},128
-mv_part:
-        DEFS {4 * part_rows}
+mv_build:                               ; the tables and K
+        LD A,(mv_cg)
+        CALL st_build
+        LD HL,0                         ; N = the groups' offsets summed, in C:HL
+        LD C,L
+        LD IX,st_n
+        LD A,(mv_cg)
+        LD B,A
+mv_bn:
+        LD E,(IX+0)
+        LD D,(IX+1)
+        INC IX
+        INC IX
+        ADD HL,DE
+        JR NC,mv_bn_nc
+        INC C
+mv_bn_nc:
+        DJNZ mv_bn
+        LD (mv_n),HL
+        LD A,C
+        LD (mv_n+2),A
+        XOR A
+        LD (mv_n+3),A
+        LD HL,(mv_sx)                   ; the table of row constants: 16*sum and -128*sum
+        LD A,(mv_sx+2)
+        LD C,A
+        LD B,4
+mv_kt_16:
+        ADD HL,HL
+        RL C
+        DJNZ mv_kt_16
+        LD (mv_s16),HL
+        LD A,C
+        LD (mv_s16+2),A
+        LD B,3
+mv_kt_128:
+        ADD HL,HL
+        RL C
+        DJNZ mv_kt_128
+        XOR A
+        SUB L
+        LD L,A
+        LD A,0
+        SBC A,H
+        LD H,A
+        LD A,0
+        SBC A,C
+        LD (mv_m),HL
+        LD (mv_m+2),A
+        LD IX,mv_ktab
+        LD A,8
+mv_kt_p:                                ; 16 constants for rows of A planes
+        PUSH AF
+        LD HL,(mv_n)
+        LD A,(mv_n+2)
+        LD C,A
+        POP AF
+        PUSH AF
+        LD B,A
+mv_kt_shift:
+        ADD HL,HL
+        RL C
+        DJNZ mv_kt_shift                ; C:HL = N << planes
+        EX DE,HL
+        LD B,C
+        LD HL,(mv_n)
+        LD A,(mv_n+2)
+        OR A
+        SBC HL,DE
+        SBC A,B
+        LD C,A                          ; C:HL = N - (N << planes) = -(2^planes - 1)*N
+        LD DE,(mv_m)
+        ADD HL,DE
+        LD A,(mv_m+2)
+        ADC A,C
+        LD C,A                          ; + m*sum for m = -128
+        LD DE,(mv_s16)
+        LD A,(mv_s16+2)
+        LD B,A
+        LD A,16
+mv_kt_m:                                ; K for m = -128, -112, ..., 112
+        LD (IX+0),L
+        LD (IX+1),H
+        LD (IX+2),C
+        INC IX
+        INC IX
+        INC IX
+        EX AF,AF'
+        ADD HL,DE
+        LD A,C
+        ADC A,B
+        LD C,A
+        EX AF,AF'
+        DEC A
+        JR NZ,mv_kt_m
+        POP AF
+        DEC A
+        CP 5
+        JR NZ,mv_kt_p
+        RET
 """
+
+
+def _rows_asm() -> str:
+    """The row loop's tail: a row's acc (A:IY) to its sum, then to y or the park area.
+
+    In a pass: SP = the stream, H'L' = rows left, D'E' = where y goes, C' = the row's
+    header, IX = the park place. Patched per pass: mv_scalej (x256 for the high bytes of a
+    split x), mv_biasj (none / skip / add the row's bias), mv_modej (finish / park first /
+    add to the parked sum / join it and finish), and mv_p8j, mv_p7j, mv_p6j (the row code for
+    the chunk's groups and the row's planes).
+    """
+    return f"""
+mv_rowend:                              ; A:IY = acc, C' = the row's header
+        LD D,A
+        EXX
+        LD A,C
+        EXX
+        LD L,A
+        ADD A,A
+        ADD A,L
+        LD L,A
+        LD H,mv_ktab >> 8
+        LD C,(HL)
+        INC L
+        LD B,(HL)
+        INC L
+        ADD IY,BC
+        LD A,D
+        ADC A,(HL)                      ; A:IY = acc + K = w.x, 24 bits signed
+        LD E,IYL
+        LD D,IYH
+        LD L,A
+        RLA
+        SBC A,A
+        LD H,A                          ; HL:DE = w.x
+mv_scalej:
+        JP mv_biasj
+mv_x256:                                ; the high bytes of a split x weigh 256
+        LD H,L
+        LD L,D
+        LD D,E
+        LD E,0
+mv_biasj:
+        JP mv_modej
+mv_bias_skip:                           ; the bias is added in the chunk's other pass
+        POP BC
+        JP mv_modej
+mv_bias_add:
+        POP BC
+        LD A,B
+        RLA
+        SBC A,A
+        EX DE,HL
+        ADD HL,BC
+        EX DE,HL
+        LD C,A
+        LD B,A
+        ADC HL,BC
+mv_modej:
+        JP mv_finj
+mv_first:                               ; park the row's sum
+        LD (IX+0),E
+        LD (IX+1),D
+        LD (IX+2),L
+        LD (IX+3),H
+        JP mv_parked
+mv_middle:                              ; add it to the parked sum
+        LD A,(IX+0)
+        ADD A,E
+        LD (IX+0),A
+        LD A,(IX+1)
+        ADC A,D
+        LD (IX+1),A
+        LD A,(IX+2)
+        ADC A,L
+        LD (IX+2),A
+        LD A,(IX+3)
+        ADC A,H
+        LD (IX+3),A
+mv_parked:
+        LD BC,4
+        ADD IX,BC
+        JP mv_next_row
+mv_last:                                ; the parked sum joins it, then finish
+        LD A,(IX+0)
+        ADD A,E
+        LD E,A
+        LD A,(IX+1)
+        ADC A,D
+        LD D,A
+        LD A,(IX+2)
+        ADC A,L
+        LD L,A
+        LD A,(IX+3)
+        ADC A,H
+        LD H,A
+        LD BC,4
+        ADD IX,BC
+mv_finj:
+        JP 0                            ; the finisher for this matvec's shift
+mv_store:                               ; y = DE
+        LD A,E
+        EXX
+        LD (DE),A
+        INC DE
+        EXX
+        LD A,D
+        EXX
+        LD (DE),A
+        INC DE
+        JR mv_count
+mv_next_row:
+        EXX
+mv_count:
+        DEC HL
+        LD A,H
+        OR L
+        EXX
+        JP Z,mv_pass_done
+mv_rowstart:                            ; the row's header: C' for its constant, and its planes
+        DEC SP
+        POP AF
+        EXX
+        LD C,A
+        EXX
+        LD H,{subsets.TABLES} >> 8
+        CP 16
+mv_p8j:
+        JP C,0                          ; the row code for this chunk's groups: 8 planes
+        CP 32
+mv_p7j:
+        JP C,0                          ; 7 planes
+mv_p6j:
+        JP 0                            ; 6 planes
+"""
+
+
+def _variables_asm(park_rows: int) -> str:
+    return f"""mv_par: DEFS {PARAM_SIZE}
+mv_sp: DEFW 0
+mv_sp2: DEFW 0
+mv_yp: DEFW 0
+mv_nb: DEFW 0
+mv_left: DEFW 0
+mv_batch: DEFW 0
+mv_cs: DEFW 0
+mv_cp: DEFW 0
+mv_cx: DEFW 0
+mv_sx: DEFS 4
+mv_n: DEFS 4
+mv_s16: DEFS 3
+mv_m: DEFS 3
+mv_c: DEFB 0
+mv_cg: DEFB 0
+mv_ccols: DEFB 0
+mv_nchunks: DEFB 0
+mv_firstp: DEFB 0
+mv_fin: DEFB 0
+mv_valid: DEFB 0
+mv_lg: DEFB 0
+mv_lc: DEFB 0
+mv_ctab: DEFS {6 * (-(-MAX_COLS // (8 * CHUNK_GROUPS)) + 1)}
+mv_part: DEFS {4 * park_rows}
+"""
+
+
+KTAB_BYTES = 3 * 16 * 3
+
+
+def ktab_asm() -> str:
+    """The per-chunk table of row constants, page-aligned (it follows the subset-sum tables)."""
+    return ("        DEFS (256 - ($ & 255)) & 255   ; the row constants start on a page\n"
+            f"mv_ktab:\n        DEFS {KTAB_BYTES}\n")
+
+
+def kernel_asm(shifts, row_variants, park_rows: int) -> str:
+    """The shared op_matvec routine, with a row finisher for each total shift in `shifts`;
+    `row_variants`: the group counts of the chunks it meets (each needs subsets.planes_asm's
+    row code under row_label(g), emitted with the subset tables' code); `park_rows`: the
+    rows one batch of a several-pass matvec holds."""
+    park_rows = max(1, park_rows)
+    finishers = "".join(finisher_asm(s) for s in sorted(set(shifts)))
+    return (_setup_asm(park_rows, row_variants) + _chunks_asm(row_variants) + _rows_asm() + finishers
+            + _variables_asm(park_rows))
+
+
+def park_rows(uses: list[tuple[int, int]]) -> int:
+    """Rows of parking space for the matvecs (rows, cols) of a program: all rows of any that
+    take several chunks, and up to 32 rows for the exact fallback of any other."""
+    wide = [rows for rows, cols in uses if len(chunk_groups(cols)) > 1]
+    return max(wide + [min(rows, 32) for rows, _ in uses] + [1])

@@ -1,36 +1,37 @@
 """scores: per head h and position j = 0..STEP_POS, s[h, j] = wrap32(sum_d q[h*P+d] * k[j, h*P+d]).
 
-        CALL op_scores
+        CALL op_scores          ; or op_scores_mul, the same block
         DEFW q, keys, scores
         DEFB heads, per_head
         DEFW row_bytes, context
 
 scores is int32 [heads, context] (only positions up to STEP_POS are written).
 
-op_scores (when per_head is a multiple of 4 and fits the unrolled matvec loop) runs on the
-matvec kernel (ops/matvec.py): the head's query is patched into the loop as its x, with its
-R, and every key is two weight rows. The key cache must be written by op_storek (store.py):
-per head, KH = the high bytes in offset form, then KL = the low bytes. With k = 256*kh + kl,
-kh the weight of KH and kl - 128 that of KL:
+op_scores (per_head = 8) works like the matvec (ops/subsets.py): a head's query is one group
+of the subset-sum tables, four heads at a time, and a key is a row of weights. The key cache
+must be written by op_storek (store.py): per head, 16 pattern bytes, the bit planes of the
+keys in offset form u = k + 32768, planes 15..8 then 7..0. Two rows of one group give
+acc_hi and acc_lo, and with the head's table offset N
 
-    s = 256*X1 + X2 - 257*(256*S1 + S2) - 257*R + 128*sum(q)
-    X1, X2 = 256*SumH + SumL over the KH and KL rows;  S1, S2 = sum G[KH + 128], sum G[KL + 128]
+    s = 256*acc_hi + acc_lo - 65535*N - 32768*sum(q)      (mod 2^32, which is wrap32)
 
-(the matvec identity with the rows' own half-square sums, here computed per key). Everything
-is modulo 2^32, as wrap32 is. All registers may change.
+A head whose sum |q| passes 65535 (16-bit table entries) goes twice, q split into its bytes
+(q = 256*hi + lo): s = 256*s_hi + s_lo, the first written into scores, the second added.
+All registers may change.
 
-op_scores_mul is the plain fallback for other shapes: a shift-and-add product per term, on
-the key cache as the interpreter holds it (written by op_store).
+op_scores_mul is the plain fallback for other head widths: a shift-and-add product per term,
+on the key cache as the interpreter holds it (written by op_store).
 """
 from __future__ import annotations
 
-from soulc.targets.z80.runtime_math import GTAB
+from . import subsets
 
 NEEDS_FALLBACK = {"m_mul16s", "m_add32"}     # shared arithmetic op_scores_mul calls
+PER_HEAD = 8                                 # one group of the subset-sum tables
 
 
-def fast(per_head: int, unroll: int) -> bool:
-    return per_head % 4 == 0 and per_head <= unroll
+def fast(per_head: int) -> bool:
+    return per_head == PER_HEAD
 
 
 def call_asm(q: str, keys: str, out: str, heads: int, per_head: int, row_bytes: int, context: int,
@@ -40,7 +41,8 @@ def call_asm(q: str, keys: str, out: str, heads: int, per_head: int, row_bytes: 
             f"        DEFB {heads},{per_head}\n        DEFW {row_bytes},{context}\n")
 
 
-def routine_asm(per_head: int) -> str:
+def routine_asm() -> str:
+    tp = f"{subsets.TABLES} >> 8"
     return f"""
 ; ---- scores (targets/z80/ops/scores.py) ----
 op_scores:
@@ -49,217 +51,261 @@ op_scores:
         LD BC,12
         LDIR
         PUSH HL
-        LD (mv_sp),SP
-        LD A,(sc_par+6)
-        LD (sc_h),A
+        XOR A
+        LD (mv_valid),A                 ; the tables are taken
         LD HL,(sc_par)
-        LD (sc_qh),HL
+        LD (sc_q),HL
         LD HL,(sc_par+2)
         LD (sc_kh),HL
         LD HL,(sc_par+4)
         LD (sc_orow),HL
-sc_head:
-        LD HL,0                         ; sum q, in DE:HL
-        LD D,H
-        LD E,L
-        LD IX,(sc_qh)
-        LD A,{per_head}
-sc_qsum:
-        PUSH AF
-        LD C,(IX+0)
-        LD B,(IX+1)
-        INC IX
-        INC IX
-        LD A,B
-        ADD A,A
-        SBC A,A                         ; the term's sign extension
-        ADD HL,BC
-        EX DE,HL
-        LD C,A
+        LD A,(sc_par+6)
+        LD (sc_hleft),A
+sc_batch:                               ; up to four heads: one table each
+        LD A,(sc_hleft)
+        CP {subsets.MAX_GROUPS + 1}
+        JR C,sc_batch_n
+        LD A,{subsets.MAX_GROUPS}
+sc_batch_n:
+        LD (sc_nh),A
         LD B,A
-        ADC HL,BC
-        EX DE,HL
-        POP AF
-        DEC A
-        JR NZ,sc_qsum
-        LD B,7                          ; 128 * sum q
-sc_q128:
-        ADD HL,HL
-        RL E
-        RL D
-        DJNZ sc_q128
-        LD (sc_qc),HL
-        LD (sc_qc+2),DE
-        LD HL,(sc_qh)                   ; patch the query into the loop; R
-        LD (mv_xp),HL
-        LD HL,0
-        LD (mv_r),HL
-        LD (mv_r+2),HL
-        LD HL,sc_rdone
-        LD (mv_vret+1),HL
-        LD HL,mv_radd
-        LD (mv_rret+1),HL
-        LD A,{per_head}
-        JP mv_prep
-sc_rdone:
-        LD SP,(mv_sp)
-        LD HL,(mv_r)
-        LD DE,(mv_r+2)
-        LD IX,sc_qc
-        CALL sc_sub257                  ; qc = 128 * sum q - 257 * R
-        LD HL,(sc_kh)
-        LD (sc_kj),HL
-        LD HL,(sc_orow)
-        LD (sc_op),HL
-        LD A,(STEP_POS)
-        INC A
-        LD (sc_j),A
-sc_key:
-        LD HL,(sc_qc)                   ; c = qc - 257 * (256*S1 + S2)
-        LD (sc_c),HL
-        LD HL,(sc_qc+2)
-        LD (sc_c+2),HL
-        LD HL,(sc_kj)
-        CALL sc_gsum                    ; S1
+        LD HL,(sc_q)
+        LD (mv_cx),HL
+        LD A,{PER_HEAD}
+        LD (mv_ccols),A
+        LD A,1
+        LD (mv_cg),A
+        LD IX,st_x
+        LD IY,sc_hsum
+sc_load:                                ; each head's q, sum and size
         PUSH BC
-        PUSH DE
-        CALL sc_gsum                    ; S2
-        POP HL                          ; 256*S1 + S2 as C:D:E + (S1 << 8)
-        LD A,D
-        ADD A,L
-        LD D,A
-        LD A,C
-        ADC A,H
-        LD L,A
+        PUSH IY
+        XOR A
+        CALL mv_load_ix
+        POP IY
+        SBC A,A                         ; FF: sum |q| > 65535
+        LD (IY+4),A
+        LD HL,(mv_sx)
+        LD (IY+0),L
+        LD (IY+1),H
+        LD HL,(mv_sx+2)
+        LD (IY+2),L
+        LD (IY+3),H
+        LD BC,5
+        ADD IY,BC
+        LD HL,(mv_cx)
+        LD BC,{2 * PER_HEAD}
+        ADD HL,BC
+        LD (mv_cx),HL
         POP BC
-        LD A,0
-        ADC A,C
-        LD H,A
-        EX DE,HL                        ; DE:HL
-        LD IX,sc_c
-        CALL sc_sub257
-        LD HL,sc_hi                     ; the KH row, then the KL row right after it
-        LD (mv_rret+1),HL
-        LD SP,(sc_kj)
-        JP mv_zero
-sc_hi:
-        LD (sc_x),DE
-        LD (sc_x+2),HL
-        LD HL,sc_lo
-        LD (mv_rret+1),HL
-        JP mv_zero
-sc_lo:
-        LD SP,(mv_sp)                   ; s = 256*X1 + X2 + c
-        EX DE,HL
-        LD BC,(sc_c)
-        ADD HL,BC
-        EX DE,HL
-        LD BC,(sc_c+2)
-        ADC HL,BC                       ; HL:DE = X2 + c
-        LD A,(sc_x)
-        ADD A,D
-        LD D,A
-        LD BC,(sc_x+1)
-        ADC HL,BC
-        EX DE,HL
-        LD IX,(sc_op)
-        LD (IX+0),L
-        LD (IX+1),H
-        LD (IX+2),E
-        LD (IX+3),D
-        LD BC,4
-        ADD IX,BC
-        LD (sc_op),IX
-        LD HL,(sc_kj)
-        LD BC,(sc_par+8)
-        ADD HL,BC
-        LD (sc_kj),HL
-        LD HL,sc_j
-        DEC (HL)
-        JP NZ,sc_key
-        LD BC,{2 * per_head}
-        LD HL,(sc_qh)
-        ADD HL,BC
-        LD (sc_qh),HL
+        DJNZ sc_load
+        LD A,(sc_nh)
+        CALL st_build
+        LD A,{tp}
+        LD (sc_page),A
+        LD IY,sc_hsum
+        LD HL,st_n
+        LD (sc_np),HL
         LD HL,(sc_kh)
+        LD (sc_kbase),HL
+        LD A,(sc_nh)
+sc_head:
+        PUSH AF
+        LD A,(IY+4)
+        OR A
+        JR NZ,sc_split
+        LD HL,(sc_np)                   ; the head's N and sum from the shared build
+        LD E,(HL)
+        INC HL
+        LD D,(HL)
+        CALL sc_k
+        LD HL,sc_put
+        CALL sc_keys
+        JR sc_head_next
+sc_split:
+        LD HL,(sc_q)                    ; x = this head's q: first its high bytes
+        LD (mv_cx),HL
+        LD A,1
+        CALL sc_build1
+        LD HL,sc_put256
+        CALL sc_keys
+        LD A,2
+        CALL sc_build1
+        LD HL,sc_add
+        CALL sc_keys
+sc_head_next:
+        LD BC,5
+        ADD IY,BC
+        LD HL,(sc_np)
+        INC HL
+        INC HL
+        LD (sc_np),HL
+        LD HL,(sc_q)
+        LD BC,{2 * PER_HEAD}
         ADD HL,BC
-        LD (sc_kh),HL
-        LD HL,(sc_par+10)               ; scores row += 4 * context
+        LD (sc_q),HL
+        LD HL,(sc_kbase)
+        LD BC,{2 * PER_HEAD}
+        ADD HL,BC
+        LD (sc_kbase),HL
+        LD HL,(sc_par+10)               ; the scores row moves on by 4 * context
         ADD HL,HL
         ADD HL,HL
         LD BC,(sc_orow)
         ADD HL,BC
         LD (sc_orow),HL
-        LD HL,sc_h
-        DEC (HL)
-        JP NZ,sc_head
+        LD HL,sc_page
+        INC (HL)
+        INC (HL)
+        POP AF
+        DEC A
+        JR NZ,sc_head
+        LD HL,(sc_kbase)
+        LD (sc_kh),HL
+        LD A,(sc_hleft)
+        LD HL,sc_nh
+        SUB (HL)
+        LD (sc_hleft),A
+        JP NZ,sc_batch
         RET
 
-sc_sub257:                              ; (IX) -= 257 * DE:HL  (32 bits)
+sc_build1:                              ; A = 1 or 2: the table of this head alone from q's high or low bytes
+        PUSH IY
+        LD IX,st_x
+        CALL mv_load_ix
+        LD A,(sc_page)
+        LD (st_page),A
+        LD A,1
+        CALL st_build_page
+        LD DE,(st_n)
+        LD IY,mv_sx
+        CALL sc_k
+        POP IY
+        RET
+
+sc_k:                                   ; DE = N, (IY) = the sum: K = N - 65536*N - 32768*sum
+        PUSH DE
+        LD A,(IY+2)
+        LD B,(IY+1)
+        LD C,(IY+0)
+        SRA A
+        RR B
+        RR C                            ; B:C = bits 1-16 of the sum
+        LD A,0
+        RRA                             ; A = its bit 0, at bit 7
+        POP HL
+        PUSH HL
+        LD D,A
+        LD E,0
+        OR A
+        SBC HL,DE                       ; the low word; borrow
+        LD (sc_klo+1),HL
+        POP DE
+        LD HL,0
+        SBC HL,DE
+        OR A
+        SBC HL,BC                       ; the high word: -N - bits 1-16 of the sum - borrow
+        LD (sc_khi+1),HL
+        RET
+
+sc_keys:                                ; HL = how a score is kept; every key of this head (keeps IY)
+        LD (sc_modej+1),HL
+        PUSH IY
+        LD (sc_sp),SP
+        LD A,(STEP_POS)
+        INC A
+        LD (sc_j),A
+        LD HL,(sc_kbase)
+        LD (sc_kp),HL
+        LD IX,(sc_orow)
+sc_key:
+        LD HL,sc_hi_done
+        LD (st_planes1_end+1),HL
+        LD SP,(sc_kp)
+        LD A,(sc_page)
+        LD H,A
+        JP st_planes1
+sc_hi_done:                             ; A:IY = acc_hi
+        LD (sc_acc),IY
+        LD (sc_acc+2),A
+        LD HL,sc_lo_done
+        LD (st_planes1_end+1),HL
+        LD A,(sc_page)
+        LD H,A
+        JP st_planes1
+sc_lo_done:                             ; A:IY = acc_lo: s = 256*acc_hi + acc_lo + K
+        LD E,IYL
+        LD D,IYH
+        LD L,A
+        LD H,0
+        LD A,(sc_acc)
+        ADD A,D
+        LD D,A
+        LD BC,(sc_acc+1)
+        ADC HL,BC
+sc_klo:
+        LD BC,0
+        EX DE,HL
+        ADD HL,BC
+        EX DE,HL
+sc_khi:
+        LD BC,0
+        ADC HL,BC
+sc_modej:
+        JP sc_put
+sc_put256:
+        LD H,L
+        LD L,D
+        LD D,E
+        LD E,0
+sc_put:
+        LD (IX+0),E
+        LD (IX+1),D
+        LD (IX+2),L
+        LD (IX+3),H
+        JR sc_next
+sc_add:
         LD A,(IX+0)
-        SUB L
+        ADD A,E
         LD (IX+0),A
         LD A,(IX+1)
-        SBC A,H
+        ADC A,D
         LD (IX+1),A
         LD A,(IX+2)
-        SBC A,E
+        ADC A,L
         LD (IX+2),A
         LD A,(IX+3)
-        SBC A,D
-        LD (IX+3),A                     ; -= DE:HL
-        LD A,(IX+1)
-        SUB L
-        LD (IX+1),A
-        LD A,(IX+2)
-        SBC A,H
-        LD (IX+2),A
-        LD A,(IX+3)
-        SBC A,E
-        LD (IX+3),A                     ; -= DE:HL << 8
-        RET
-
-sc_gsum:                                ; C:DE = sum G[(HL) + 128] over {per_head} bytes; HL moves on
-        LD DE,0
-        LD C,E
-        LD B,{per_head}
-sc_gs_loop:
-        LD A,(HL)
-        INC HL
-        PUSH HL
-        ADD A,128
-        LD L,A
-        LD A,{GTAB} >> 8
-        ADC A,0
-        LD H,A
-        LD A,(HL)
-        INC H
-        INC H
-        LD H,(HL)
-        LD L,A
-        ADD HL,DE
-        EX DE,HL
-        JR NC,sc_gs_nc
-        INC C
-sc_gs_nc:
-        POP HL
-        DJNZ sc_gs_loop
+        ADC A,H
+        LD (IX+3),A
+sc_next:
+        LD BC,4
+        ADD IX,BC
+        LD HL,(sc_kp)
+        LD BC,(sc_par+8)
+        ADD HL,BC
+        LD (sc_kp),HL
+        LD HL,sc_j
+        DEC (HL)
+        JP NZ,sc_key
+        LD SP,(sc_sp)
+        POP IY
         RET
 
 sc_par: DEFS 12
-sc_h: DEFB 0
-sc_j: DEFB 0
-sc_qh: DEFW 0
+sc_sp: DEFW 0
+sc_q: DEFW 0
 sc_kh: DEFW 0
-sc_kj: DEFW 0
+sc_kbase: DEFW 0
+sc_kp: DEFW 0
 sc_orow: DEFW 0
-sc_op: DEFW 0
-sc_qc: DEFS 4
-sc_c: DEFS 4
-sc_x: DEFS 4
+sc_np: DEFW 0
+sc_acc: DEFS 3
+sc_page: DEFB 0
+sc_hleft: DEFB 0
+sc_nh: DEFB 0
+sc_j: DEFB 0
+sc_hsum: DEFS {5 * subsets.MAX_GROUPS}
 """
-
-
 def fallback_routine_asm() -> str:
     return """
 ; ---- scores, plain (targets/z80/ops/scores.py) ----

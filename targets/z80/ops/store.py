@@ -7,10 +7,12 @@
         DEFW state, x, row_bytes
         DEFB heads, per_head
 
-op_storek keeps the same bytes in another order: per head, the high bytes of its values
-with the top bit flipped (offset form), then their low bytes; scores reads each as a row of
-matvec weights. All registers may change. The row address is state + pos*row_bytes, pos
-from STEP_POS.
+op_storek keeps a key row as ops/scores.py reads it: per head (per_head = 8 values), the
+bit planes of the values in offset form u = k + 32768: 8 bytes for planes 15..8, then 8 for
+planes 7..0, bit d of a plane's byte from value d. Each 8x8 block of bits is transposed in
+registers: a value's byte is shifted out bit by bit into eight plane bytes (B, C, D, E, H, L
+and the alternate B', C'); the sign bits are flipped at the end (u's plane 15). All
+registers may change. The row address is state + pos*row_bytes, pos from STEP_POS.
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ def keys_call_asm(state: str, x: str, row_bytes: int, heads: int, per_head: int)
 
 
 def keys_routine_asm() -> str:
-    return """
-; ---- store a key row (targets/z80/ops/store.py) ----
+    shift = "".join(f"        RLA\n        RL {r}\n" for r in "BCDEHL")
+    return f"""
+; ---- store a key row as bit planes (targets/z80/ops/store.py) ----
 op_storek:
         POP HL
         LD DE,store_par
@@ -34,43 +37,63 @@ op_storek:
         LDIR
         PUSH HL
         CALL store_row_address          ; DE = the row
-        LD HL,(store_par+2)             ; x
+        LD (stk_out),DE
+        LD IX,(store_par+2)             ; x
         LD A,(store_par+6)
 stk_head:
         PUSH AF
-        LD A,(store_par+7)
-        LD B,A
-stk_high:
-        INC HL
-        LD A,(HL)
-        XOR 128
-        LD (DE),A
-        INC HL
-        INC DE
-        DJNZ stk_high
-        LD A,(store_par+7)
-        LD B,A
-        ADD A,A
-        LD C,A
-        XOR A
-        SUB C
-        LD C,A
-        SBC A,A
-        LD B,A                          ; BC = -2P
-        ADD HL,BC                       ; back to the head's first value
-        LD A,(store_par+7)
-        LD B,A
-stk_low:
-        LD A,(HL)
-        LD (DE),A
-        INC HL
-        INC HL
-        INC DE
-        DJNZ stk_low
+        INC IX                          ; the high bytes: planes 15..8
+        CALL stk_block
+        LD A,(IY+0)
+        CPL                             ; offset form: the sign bit flipped
+        LD (IY+0),A
+        DEC IX                          ; the low bytes: planes 7..0
+        CALL stk_block
+        LD BC,16
+        ADD IX,BC
         POP AF
         DEC A
         JR NZ,stk_head
         RET
+
+stk_block:                              ; the 8 bytes at IX+14, IX+12, ..., IX: 8 plane bytes to (stk_out)
+        PUSH IX
+        LD BC,14
+        ADD IX,BC
+        EXX
+        LD D,8
+        EXX
+stk_value:                              ; shift this value's bits into the planes, bit 7 first
+        LD A,(IX+0)
+        DEC IX
+        DEC IX
+{shift}        EXX
+        RLA
+        RL B
+        RLA
+        RL C
+        DEC D
+        EXX
+        JP NZ,stk_value
+        LD IY,(stk_out)
+        LD (IY+0),B
+        LD (IY+1),C
+        LD (IY+2),D
+        LD (IY+3),E
+        LD (IY+4),H
+        LD (IY+5),L
+        EXX
+        LD (IY+6),B
+        LD (IY+7),C
+        EXX
+        PUSH IY
+        LD BC,8
+        ADD IY,BC
+        LD (stk_out),IY
+        POP IY
+        POP IX
+        RET
+stk_out: DEFW 0
 """
 
 
