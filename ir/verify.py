@@ -159,9 +159,11 @@ def _verify_memory(program: Program) -> None:
     """Every placed name is declared and lies inside the 64K address space.
 
     Values may share addresses (the allocator reuses a buffer once its value is dead),
-    so overlaps are the allocator's to prove, not the verifier's.
+    so overlaps are the allocator's to prove, not the verifier's. A constant is held in the
+    target's own encoding, which may be shorter than the tensor (or longer): only its start
+    is checked here.
     """
-    sizes = {f"@{c.name}": c.type.nbytes for c in program.consts.values()}
+    sizes = {f"@{c.name}": 1 for c in program.consts.values()}
     sizes.update({f"@{s.name}": s.type.nbytes for s in program.states.values()})
     sizes.update({f"%{op.result}": op.type.nbytes for op in program.body if op.result})
     for name, address in program.memory.items():
@@ -177,7 +179,7 @@ def _verify_banks(program: Program) -> None:
     paged in when a step begins is unknown (the last one of the step before, or whatever the
     chat loop left), so each step must page its first bank itself."""
     lo, hi = BANK_WINDOW
-    sizes = {f"@{c.name}": c.type.nbytes for c in program.consts.values()}
+    sizes = {f"@{c.name}": 1 for c in program.consts.values()}        # see _verify_memory
     sizes.update({f"@{s.name}": s.type.nbytes for s in program.states.values()})
     for name, bank in program.banks.items():
         if name not in sizes:

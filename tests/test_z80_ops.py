@@ -134,7 +134,7 @@ def test_embed(tok_shift, pos_shift):
 def test_rmsnorm(n, gain_shift):
     rng = np.random.default_rng(n * 7 + gain_shift)
     m, symbols = machine_with(rmsnorm.call_asm(f"0x{A:04X}", f"0x{B:04X}", f"0x{C:04X}", n, gain_shift),
-                              rmsnorm.routine_asm())
+                              rmsnorm.routine_asm() + rmsnorm.finishers_asm([gain_shift]))
     gain = rng.integers(-128, 128, n).astype(np.int8)
     gain[0], gain[-1] = 127, -128
     m.load(B, gain.tobytes())

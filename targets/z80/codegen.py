@@ -123,6 +123,7 @@ class _Routines:
         self.embeds: dict[tuple, int] = {}
         self.softmaxes: dict[tuple, int] = {}
         self.matvec_shifts: set[int] = set()
+        self.rmsnorm_shifts: set[int] = set()
         self.matvec_shapes: list[tuple[int, int]] = []     # (rows, cols) of every matvec
         self.row_variants: set[int] = set()                # groups per chunk the row code meets
         self.last_matvec: tuple[str, int] | None = None    # (x, cols) of the latest op_matvec call
@@ -172,6 +173,7 @@ class _Routines:
             return embed.call_asm(index, ref[0], ref[1], out)
         if code == "rmsnorm":
             gain = p.consts[a[1][1:]]
+            self.rmsnorm_shifts.add(gain.shift)
             return rmsnorm.call_asm(ref[0], ref[1], out, typ(a[0]).shape[0], gain.shift)
         if code == "matvec":
             weight = p.consts[a[0][1:]]
@@ -259,6 +261,8 @@ class _Routines:
         for code, module in simple.items():
             if code in self.used:
                 text.append(module.routine_asm())
+        if "rmsnorm" in self.used:
+            text.append(rmsnorm.finishers_asm(self.rmsnorm_shifts))
         return "".join(text)
 
 

@@ -108,8 +108,8 @@ def max_row_bytes(cols: int, bias: bool) -> int:
     return len(sizes) + subsets.PLANES * sum(sizes) + (2 if bias else 0)
 
 
-def finisher_label(shift: int) -> str:
-    return f"mv_fin_{shift}" if shift >= 0 else f"mv_fin_m{-shift}"
+def finisher_label(shift: int, prefix: str = "mv") -> str:
+    return f"{prefix}_fin_{shift}" if shift >= 0 else f"{prefix}_fin_m{-shift}"
 
 
 def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, bias: bool,
@@ -123,14 +123,14 @@ def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, bia
             f"        DEFW {finisher_label(shift)}\n")
 
 
-def finisher_asm(shift: int) -> str:
-    """From the row sum in HL:DE (high:low), y = sat16(sum >> shift) to mv_store.
+def finisher_asm(shift: int, prefix: str = "mv", store: str = "mv_store") -> str:
+    """From the row sum in HL:DE (high:low), y = sat16(sum >> shift) in DE, then JP store.
 
     A right shift by 8q+r moves whole bytes for free and r bits one at a time; for r >= 5 it
     is cheaper to shift left by 8-r into a fifth byte (B) and drop one more byte.
     A negative shift is a left shift: the sum must lie within 16-bit bounds scaled down.
     """
-    lab = finisher_label(shift)
+    lab = finisher_label(shift, prefix)
     out = [f"{lab}:\n"]
     regs = ["E", "D", "L", "H"]
     if shift >= 0:
@@ -147,10 +147,10 @@ def finisher_asm(shift: int) -> str:
         value = regs[offset:]
         if not value:
             out.append(f"        LD A,{top}\n        RLA\n        SBC A,A\n        LD E,A\n        LD D,A\n"
-                       "        JP mv_store\n")
+                       f"        JP {store}\n")
         elif len(value) == 1:
             out.append(f"        LD A,{value[0]}\n        LD E,A\n        RLA\n        SBC A,A\n        LD D,A\n"
-                       "        JP mv_store\n")
+                       f"        JP {store}\n")
         else:
             lo, hi, above = value[0], value[1], value[2:]
             if above:
@@ -161,10 +161,10 @@ def finisher_asm(shift: int) -> str:
                 out.append(f"        LD E,{lo}\n")
             if hi != "D":
                 out.append(f"        LD D,{hi}\n")
-            out.append("        JP mv_store\n")
+            out.append(f"        JP {store}\n")
             if above:
                 out.append(f"{lab}_sat:\n        LD A,{top}\n        RLA\n        LD DE,32767\n"
-                           "        JP NC,mv_store\n        INC DE\n        JP mv_store\n")
+                           f"        JP NC,{store}\n        INC DE\n        JP {store}\n")
         return "".join(out)
     n = -shift
     hi_bound = 32767 >> n
@@ -179,9 +179,9 @@ def finisher_asm(shift: int) -> str:
                f"        JR NC,{lab}_neg\n"
                f"        LD A,D\n        XOR 128\n        LD D,A\n        EX DE,HL\n")
     out += ["        ADD HL,HL\n"] * min(n, 16)
-    out.append(f"        EX DE,HL\n        JP mv_store\n"
-               f"{lab}_pos:\n        LD DE,32767\n        JP mv_store\n"
-               f"{lab}_neg:\n        LD DE,32768\n        JP mv_store\n"
+    out.append(f"        EX DE,HL\n        JP {store}\n"
+               f"{lab}_pos:\n        LD DE,32767\n        JP {store}\n"
+               f"{lab}_neg:\n        LD DE,32768\n        JP {store}\n"
                f"{lab}_sat:\n        LD A,H\n        RLA\n        JR C,{lab}_neg\n        JR {lab}_pos\n")
     return "".join(out)
 
