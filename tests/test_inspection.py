@@ -9,7 +9,7 @@ from soulc.targets.zx.tap import code_blocks
 
 from conftest import REPO, run_soulc
 
-ZX48_PASSES = ["quantise", "kv_cache", "allocate"]
+ZX48_PASSES = ["quantise", "kv_cache", "schedule", "allocate"]
 
 
 def seed_args(seed, *more):
@@ -31,7 +31,8 @@ def test_print_after_all_prints_one_dump_per_pass_in_order(seed, tmp_path):
     assert [name for name, _ in found] == ZX48_PASSES
     for name, text in found:
         assert text.startswith("soul 1\n") and "\ndata @" not in text     # tensor data left out
-    (_, quantised), (_, cached), (_, placed) = found
+    (_, quantised), (_, cached), (_, scheduled), (_, placed) = found
+    assert scheduled.index("store @l1.v.cache") < scheduled.index("%l1.q = matvec")      # output-only ops last
     assert "\nseq {\n" in quantised and "memory {" not in quantised
     assert "\nstep {\n" in cached and "store @l0.k.cache, %l0.k" in cached
     assert "\nmemory {\n" in placed and "memory {" not in cached

@@ -18,6 +18,7 @@ from soulc.errors import SoulcError
 from soulc.ir.program import Program
 from soulc.passes.allocate import Region
 from soulc.passes.bank_split import BankedMachine, bank_split
+from soulc.passes.schedule import output_last
 from soulc.targets.target import Build, Target
 from soulc.targets.z80.assembler import assemble
 from soulc.targets.z80.image import Layout, build_image, code_sizes, const_sizes, data_asm, row_bytes
@@ -84,7 +85,7 @@ def build_zx128(program: Program) -> Build:
 ZX128_TARGET = Target(
     name="zx128",
     description="ZX Spectrum 128K: Z80 at 3.55 MHz, weights in paged memory banks, TAP for Tape Loader",
-    passes=[("bank_split", bank_split_zx128)],
+    passes=[("schedule", output_last), ("bank_split", bank_split_zx128)],
     build=build_zx128,
     emits=("asm", "sym", "bin", "tap"),
 )

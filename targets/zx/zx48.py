@@ -10,6 +10,7 @@ from __future__ import annotations
 from soulc.errors import SoulcError
 from soulc.ir.program import Program
 from soulc.passes.allocate import allocate
+from soulc.passes.schedule import output_last
 from soulc.targets.target import Build, Target
 from soulc.targets.z80.image import Layout, build_image, code_sizes, const_sizes, label
 
@@ -62,7 +63,7 @@ def build_zx48(program: Program) -> Build:
 ZX48_TARGET = Target(
     name="zx48",
     description="ZX Spectrum 48K: Z80 at 3.5 MHz, TAP for LOAD \"\"",
-    passes=[("allocate", allocate_zx48)],
+    passes=[("schedule", output_last), ("allocate", allocate_zx48)],
     build=build_zx48,
     emits=("asm", "sym", "bin", "tap"),
 )
