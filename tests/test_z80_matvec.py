@@ -69,13 +69,16 @@ def test_subset_tables():
     for x in [rng.integers(-1000, 1000, 32), np.array([-2048] * 16 + [2047] * 16), np.zeros(32, np.int64),
               np.array([8191, -8192] * 16)]:
         m.put_i16(symbols["st_x"], x)
+        m.load(symbols["st_src"], symbols["st_x"].to_bytes(2, "little"))
         m.call(symbols["driver"])
         for g in range(4):
             page = symbols[subsets.TABLES] + 512 * g
             got = m.u8(page, 256) + 256 * m.u8(page + 256, 256)
             table, n = subsets.table_values(x[8 * g:8 * g + 8])
             np.testing.assert_array_equal(got, table)
-            assert int.from_bytes(m.read(symbols["st_n"] + 2 * g, 2), "little") == n
+            record = symbols["st_n"] + subsets.ST_RECORD * g
+            assert int.from_bytes(m.read(record, 2), "little") == n
+            assert int.from_bytes(m.read(record + 2, 3), "little", signed=True) == x[8 * g:8 * g + 8].sum()
 
 
 @pytest.mark.parametrize("rows,cols,shift,with_bias", [

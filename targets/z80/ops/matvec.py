@@ -501,142 +501,171 @@ mv_chunk_setup:                         ; chunk mv_c: mv_cg, mv_ccols, mv_cs, mv
         LD A,(IX+0)
         LD (mv_cg),A
 {pick}
-mv_load:                                ; A = 0: x, 1: its high bytes, 2: its low bytes -> st_x, mv_sx;
-        LD IX,st_x                      ; carry when the sum of |x| passes 65535
-mv_load_ix:                             ; the same to IX
-        LD HL,mv_ld_id
+mv_load:                                ; A = 0: x, 1: its high bytes, 2: its low bytes, as the build's
+        LD HL,(mv_cx)                   ; source (st_src); with A = 0, carry when sum |x| > 65535
+        LD (st_src),HL
+        LD C,A
+        LD A,(mv_cg)
+        ADD A,A
+        ADD A,A
+        ADD A,A
+        LD B,A
+        LD A,(mv_ccols)
+        CP B
+        JR NZ,mv_ld_copy
+        LD B,A
+        LD A,C
         OR A
-        JR Z,mv_ld_set
-        LD HL,mv_ld_hi
-        DEC A
-        JR Z,mv_ld_set
-        LD HL,mv_ld_lo
-mv_ld_set:
-        LD (mv_ld_x+1),HL
-        LD HL,(mv_cx)
-        LD IY,0                         ; the sum of |x|, and B' = 1 once it passes 65535
-        EXX
-        LD HL,0
-        LD C,L                          ; C':H'L' = the sum, 24 bits
-        LD B,L
-        EXX
+        JP Z,mv_ld_check                ; a whole chunk of x: read in place
+mv_ld_copy:                             ; into st_x, then zeros up to whole groups
+        LD A,C
+        PUSH AF
+        LD DE,st_x
+        LD (st_src),DE
         LD A,(mv_ccols)
         LD B,A
 mv_ld_loop:
-        LD E,(HL)
+        LD C,(HL)
         INC HL
-        LD D,(HL)
+        LD A,(HL)
         INC HL
-mv_ld_x:
-        JP 0
-mv_ld_hi:
-        LD E,D
-        LD A,D
-        RLA
-        SBC A,A
-        LD D,A
-        JR mv_ld_id
-mv_ld_lo:
-        LD D,0
-mv_ld_id:
-        LD (IX+0),E
-        LD (IX+1),D
-        INC IX
-        INC IX
-        PUSH DE
-        EXX
-        POP DE
-        LD A,D
-        RLA
-        SBC A,A
-        ADD HL,DE
-        ADC A,C
-        LD C,A
-        EXX
-        LD A,D                          ; |x|
+        EX AF,AF'
+        POP AF
+        PUSH AF
         OR A
-        JP P,mv_ld_pos
-        XOR A
-        SUB E
-        LD E,A
+        JR Z,mv_ld_id
+        DEC A
+        JR Z,mv_ld_hi
+        XOR A                           ; the low byte
+        JR mv_ld_put
+mv_ld_hi:
+        EX AF,AF'
+        LD C,A                          ; the high byte, sign-extended
+        RLA
         SBC A,A
-        SUB D
-        LD D,A
-mv_ld_pos:
-        ADD IY,DE
-        JR NC,mv_ld_small
-        EXX
-        LD B,1
-        EXX
-mv_ld_small:
+        JR mv_ld_put
+mv_ld_id:
+        EX AF,AF'
+mv_ld_put:
+        EX DE,HL
+        LD (HL),C
+        INC HL
+        LD (HL),A
+        INC HL
+        EX DE,HL
         DJNZ mv_ld_loop
-        LD A,(mv_cg)                    ; zeros up to whole groups
+        LD A,(mv_cg)
         ADD A,A
         ADD A,A
         ADD A,A
         LD HL,mv_ccols
         SUB (HL)
         JR Z,mv_ld_padded
+        ADD A,A
         LD B,A
         XOR A
 mv_ld_pad:
-        LD (IX+0),A
-        LD (IX+1),A
-        INC IX
-        INC IX
+        LD (DE),A
+        INC DE
         DJNZ mv_ld_pad
 mv_ld_padded:
-        EXX
-        LD (mv_sx),HL
-        LD A,C
-        LD (mv_sx+2),A
-        RLA
+        POP AF
+        OR A                            ; (carry clear)
+        RET NZ
+        LD HL,st_x
+        LD A,(mv_ccols)
+        LD B,A
+mv_ld_check:                            ; HL = B values (at most 32): carry when their sum of |x| passes 65535
+        PUSH HL
+        PUSH BC
+mv_ld_small:                            ; every x in -1792..2047 (high byte -7..7): the sum is below 65536
+        INC HL
+        LD A,(HL)
+        INC HL
+        ADD A,7
+        CP 15
+        JR NC,mv_ld_big
+        DJNZ mv_ld_small
+        POP BC
+        POP HL
+        OR A
+        RET
+mv_ld_big:                              ; otherwise add them up
+        POP BC
+        POP HL
+        LD IY,0
+mv_ld_exact:
+        LD E,(HL)
+        INC HL
+        LD D,(HL)
+        INC HL
+        BIT 7,D
+        JR Z,mv_ld_epos
+        XOR A
+        SUB E
+        LD E,A
         SBC A,A
-        LD (mv_sx+3),A
-        LD A,B
-        EXX
-        RRA
+        SUB D
+        LD D,A
+mv_ld_epos:
+        ADD IY,DE
+        RET C
+        DJNZ mv_ld_exact
         RET
 
-mv_build:                               ; the tables and K
+mv_build:                               ; the tables; N and the sum of the values; the row constants
         LD A,(mv_cg)
         CALL st_build
-        LD HL,0                         ; N = the groups' offsets summed, in C:HL
-        LD C,L
+        LD HL,0
+        LD C,L                          ; C:HL = N
+        LD (mv_sx),HL
+        LD (mv_sx+2),HL
         LD IX,st_n
         LD A,(mv_cg)
         LD B,A
 mv_bn:
         LD E,(IX+0)
         LD D,(IX+1)
-        INC IX
-        INC IX
         ADD HL,DE
         JR NC,mv_bn_nc
         INC C
 mv_bn_nc:
+        PUSH HL
+        LD HL,(mv_sx)
+        LD E,(IX+2)
+        LD D,(IX+3)
+        ADD HL,DE
+        LD (mv_sx),HL
+        LD A,(mv_sx+2)
+        ADC A,(IX+4)
+        LD (mv_sx+2),A
+        POP HL
+        LD DE,{subsets.ST_RECORD}
+        ADD IX,DE
         DJNZ mv_bn
         LD (mv_n),HL
         LD A,C
         LD (mv_n+2),A
-        XOR A
-        LD (mv_n+3),A
-        LD HL,(mv_sx)                   ; the table of row constants: 16*sum and -128*sum
+        LD HL,(mv_sx)                   ; 16*sum (the step between offsets) and -128*sum
         LD A,(mv_sx+2)
         LD C,A
-        LD B,4
-mv_kt_16:
         ADD HL,HL
         RL C
-        DJNZ mv_kt_16
+        ADD HL,HL
+        RL C
+        ADD HL,HL
+        RL C
+        ADD HL,HL
+        RL C
         LD (mv_s16),HL
         LD A,C
-        LD (mv_s16+2),A
-        LD B,3
-mv_kt_128:
+        LD (mv_kt_top+1),A
         ADD HL,HL
         RL C
-        DJNZ mv_kt_128
+        ADD HL,HL
+        RL C
+        ADD HL,HL
+        RL C
         XOR A
         SUB L
         LD L,A
@@ -647,16 +676,16 @@ mv_kt_128:
         SBC A,C
         LD (mv_m),HL
         LD (mv_m+2),A
-        LD IX,mv_ktab
-        LD A,8
-mv_kt_p:                                ; 16 constants for rows of A planes
-        PUSH AF
+        LD (mv_ksp),SP
+        LD HL,mv_ktab
+        LD (mv_kp),HL
+        LD A,{subsets.PLANES}
+mv_kt_p:                                ; 16 constants for rows of A planes: -(2^A - 1)*N + m*sum
+        LD (mv_kpl),A
+        LD B,A
         LD HL,(mv_n)
         LD A,(mv_n+2)
         LD C,A
-        POP AF
-        PUSH AF
-        LD B,A
 mv_kt_shift:
         ADD HL,HL
         RL C
@@ -668,34 +697,36 @@ mv_kt_shift:
         OR A
         SBC HL,DE
         SBC A,B
-        LD C,A                          ; C:HL = N - (N << planes) = -(2^planes - 1)*N
+        LD C,A
         LD DE,(mv_m)
         ADD HL,DE
         LD A,(mv_m+2)
         ADC A,C
-        LD C,A                          ; + m*sum for m = -128
-        LD DE,(mv_s16)
-        LD A,(mv_s16+2)
-        LD B,A
-        LD A,16
-mv_kt_m:                                ; K for m = -128, -112, ..., 112
-        LD (IX+0),L
-        LD (IX+1),H
-        LD (IX+2),C
-        INC IX
-        INC IX
-        INC IX
-        EX AF,AF'
-        ADD HL,DE
+        LD C,A                          ; C:HL = K for m = -128
+        EX DE,HL
+        LD HL,(mv_kp)
+        LD SP,(mv_s16)                  ; (interrupts are off; no stack here)
+        LD B,16
+mv_kt_m:
+        LD (HL),E
+        INC L
+        LD (HL),D
+        INC L
+        LD (HL),C
+        INC L
+        EX DE,HL
+        ADD HL,SP
         LD A,C
-        ADC A,B
+mv_kt_top:
+        ADC A,0
         LD C,A
-        EX AF,AF'
+        EX DE,HL
+        DJNZ mv_kt_m
+        LD (mv_kp),HL
+        LD SP,(mv_ksp)
+        LD A,(mv_kpl)
         DEC A
-        JR NZ,mv_kt_m
-        POP AF
-        DEC A
-        CP 5
+        CP {subsets.PLANES - 3}
         JR NZ,mv_kt_p
         RET
 """
@@ -849,8 +880,11 @@ mv_cp: DEFW 0
 mv_cx: DEFW 0
 mv_sx: DEFS 4
 mv_n: DEFS 4
-mv_s16: DEFS 3
+mv_s16: DEFW 0
 mv_m: DEFS 3
+mv_ksp: DEFW 0
+mv_kp: DEFW 0
+mv_kpl: DEFB 0
 mv_c: DEFB 0
 mv_cg: DEFB 0
 mv_ccols: DEFB 0

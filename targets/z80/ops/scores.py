@@ -69,63 +69,48 @@ sc_batch:                               ; up to four heads: one table each
 sc_batch_n:
         LD (sc_nh),A
         LD B,A
-        LD HL,(sc_q)
-        LD (mv_cx),HL
-        LD A,{PER_HEAD}
-        LD (mv_ccols),A
-        LD A,1
-        LD (mv_cg),A
-        LD IX,st_x
-        LD IY,sc_hsum
-sc_load:                                ; each head's q, sum and size
+        LD HL,(sc_q)                    ; the heads' queries, read in place
+        LD (st_src),HL
+        LD IX,sc_hbig
+sc_check:                               ; per head: sum |q| past 65535?
         PUSH BC
-        PUSH IY
-        XOR A
-        CALL mv_load_ix
-        POP IY
-        SBC A,A                         ; FF: sum |q| > 65535
-        LD (IY+4),A
-        LD HL,(mv_sx)
-        LD (IY+0),L
-        LD (IY+1),H
-        LD HL,(mv_sx+2)
-        LD (IY+2),L
-        LD (IY+3),H
-        LD BC,5
-        ADD IY,BC
-        LD HL,(mv_cx)
+        PUSH HL
+        LD B,{PER_HEAD}
+        CALL mv_ld_check
+        SBC A,A
+        LD (IX+0),A
+        INC IX
+        POP HL
         LD BC,{2 * PER_HEAD}
         ADD HL,BC
-        LD (mv_cx),HL
         POP BC
-        DJNZ sc_load
+        DJNZ sc_check
         LD A,(sc_nh)
         CALL st_build
         LD A,{tp}
         LD (sc_page),A
-        LD IY,sc_hsum
-        LD HL,st_n
-        LD (sc_np),HL
+        LD IY,st_n
+        LD IX,sc_hbig
         LD HL,(sc_kh)
         LD (sc_kbase),HL
         LD A,(sc_nh)
 sc_head:
         PUSH AF
-        LD A,(IY+4)
+        LD A,(IX+0)
         OR A
         JR NZ,sc_split
-        LD HL,(sc_np)                   ; the head's N and sum from the shared build
-        LD E,(HL)
-        INC HL
-        LD D,(HL)
+        PUSH IY                         ; the head's N and sum from the shared build
+        LD E,(IY+0)
+        LD D,(IY+1)
+        INC IY
+        INC IY
         CALL sc_k
+        POP IY
         LD HL,sc_put
         CALL sc_keys
         JR sc_head_next
 sc_split:
-        LD HL,(sc_q)                    ; x = this head's q: first its high bytes
-        LD (mv_cx),HL
-        LD A,1
+        LD A,1                          ; this head's q: its high bytes, then its low bytes
         CALL sc_build1
         LD HL,sc_put256
         CALL sc_keys
@@ -134,12 +119,9 @@ sc_split:
         LD HL,sc_add
         CALL sc_keys
 sc_head_next:
-        LD BC,5
+        LD BC,{subsets.ST_RECORD}
         ADD IY,BC
-        LD HL,(sc_np)
-        INC HL
-        INC HL
-        LD (sc_np),HL
+        INC IX
         LD HL,(sc_q)
         LD BC,{2 * PER_HEAD}
         ADD HL,BC
@@ -171,15 +153,22 @@ sc_head_next:
 
 sc_build1:                              ; A = 1 or 2: the table of this head alone from q's high or low bytes
         PUSH IY
-        LD IX,st_x
-        CALL mv_load_ix
+        PUSH IX
+        LD HL,(sc_q)
+        LD (mv_cx),HL
+        LD HL,mv_ccols
+        LD (HL),{PER_HEAD}
+        LD HL,mv_cg
+        LD (HL),1
+        CALL mv_load
         LD A,(sc_page)
         LD (st_page),A
         LD A,1
         CALL st_build_page
         LD DE,(st_n)
-        LD IY,mv_sx
+        LD IY,st_n+2
         CALL sc_k
+        POP IX
         POP IY
         RET
 
@@ -208,8 +197,9 @@ sc_k:                                   ; DE = N, (IY) = the sum: K = N - 65536*
         LD (sc_khi+1),HL
         RET
 
-sc_keys:                                ; HL = how a score is kept; every key of this head (keeps IY)
+sc_keys:                                ; HL = how a score is kept; every key of this head (keeps IX, IY)
         LD (sc_modej+1),HL
+        PUSH IX
         PUSH IY
         LD (sc_sp),SP
         LD A,(STEP_POS)
@@ -289,6 +279,7 @@ sc_next:
         JP NZ,sc_key
         LD SP,(sc_sp)
         POP IY
+        POP IX
         RET
 
 sc_par: DEFS 12
@@ -298,13 +289,12 @@ sc_kh: DEFW 0
 sc_kbase: DEFW 0
 sc_kp: DEFW 0
 sc_orow: DEFW 0
-sc_np: DEFW 0
 sc_acc: DEFS 3
 sc_page: DEFB 0
 sc_hleft: DEFB 0
 sc_nh: DEFB 0
 sc_j: DEFB 0
-sc_hsum: DEFS {5 * subsets.MAX_GROUPS}
+sc_hbig: DEFS {subsets.MAX_GROUPS}
 """
 def fallback_routine_asm() -> str:
     return """

@@ -28,9 +28,11 @@ at `label` with H = the low page of the first group, computes A:IY = sum_b 2^b s
 and ends with `JP` to the address in label_end+1, which the caller patches.
 B, C, D, E, L change.
 
-`build_asm()` is `st_build`: A = groups (1..MAX_GROUPS), st_x = 8 int16 values per group (the
-caller zero-pads); it fills the tables of groups 0..A-1 and st_n (N_g, 16-bit per group);
-`st_build_page` does the same from the table whose low page is (st_page).
+`build_asm()` is `st_build`: A = groups (1..MAX_GROUPS), (st_src) = 8 int16 values per group
+(zero-padded: st_x serves when x must be copied); it fills the tables of groups 0..A-1, and
+per group g at st_n + 5g its N (16 bits) and the sum of its values (24 bits, from the entry
+of all eight: N + the sum); `st_build_page` does the same from the table whose
+low page is (st_page).
 Each table is the sum of two 16-entry half tables (columns 0-3 and 4-7, each with its own
 part of N): 256 entries at 44 T-states, written a row of 16 at a time by straight-line code
 whose immediates hold the first half table. Registers, IX and IY included, change (AF' too).
@@ -43,6 +45,7 @@ TABLES = "mv_tab"
 MAX_GROUPS = 4
 TABLE_BYTES = 512 * MAX_GROUPS
 PLANES = 8
+ST_RECORD = 5            # bytes per group at st_n: N, then the sum of its values
 _ROW_ENTRY = 10          # bytes of one entry of st_row (see build_asm)
 
 
@@ -122,10 +125,10 @@ def planes_asm(groups: int, label: str) -> str:
     return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
 
 
-def _gray_half_asm(offset: int, keep_n: str, store) -> str:
+def _gray_half_asm(offset: int, keep_n: str, store, keep_all: str) -> str:
     """HL runs through N + the subset sums of the 4 values at IX+offset in Gray-code order
-    (one add or subtract per entry); keep_n is the code that keeps N (in HL) and store(e)
-    the code that keeps HL as entry e."""
+    (one add or subtract per entry); keep_n is the code that keeps N (in HL), store(e) the
+    code that keeps HL as entry e, keep_all the code that keeps entry 15 (N + their sum)."""
     lines = ["LD HL,0"]
     for k in range(4):                                      # N: the negative values' magnitudes
         skip = f"st_pos{offset}_{k}"
@@ -145,6 +148,8 @@ def _gray_half_asm(offset: int, keep_n: str, store) -> str:
             op = (["PUSH BC", f"LD C,(IX+{offset + 2 * bit})", f"LD B,(IX+{offset + 2 * bit + 1})"]
                   + op + ["POP BC"])
         lines += op + store(gray[i])
+        if gray[i] == 15:
+            lines.append(keep_all)
     return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
 
 
@@ -161,15 +166,33 @@ def build_asm() -> str:
 
     return f"""
 ; ---- subset-sum tables (targets/z80/ops/subsets.py) ----
-st_build:                               ; A = groups, st_x = their values
+st_build:                               ; A = groups, (st_src) = their values
         LD HL,st_page
         LD (HL),{TABLES} >> 8
 st_build_page:                          ; the same from the table at page (st_page)
         LD (st_groups),A
-        LD IX,st_x
+        LD IX,(st_src)
         LD IY,st_n
 st_group:
-{_gray_half_asm(0, "LD (st_na),HL", to_row)}{_gray_half_asm(8, "LD (st_nb),HL", to_outer)}        LD HL,(st_na)
+{_gray_half_asm(0, "LD (st_na),HL", to_row, "LD (st_fa),HL")}{_gray_half_asm(8, "LD (st_nb),HL", to_outer, "LD (st_fb),HL")}        LD HL,(st_fa)                   ; the group's sum: (entry 15 - N) of each half, 24 bits
+        LD DE,(st_na)
+        OR A
+        SBC HL,DE
+        SBC A,A
+        LD C,A
+        PUSH HL
+        LD HL,(st_fb)
+        LD DE,(st_nb)
+        OR A
+        SBC HL,DE
+        SBC A,A
+        POP DE
+        ADD HL,DE
+        ADC A,C
+        LD (IY+2),L
+        LD (IY+3),H
+        LD (IY+4),A
+        LD HL,(st_na)
         LD DE,(st_nb)
         ADD HL,DE
         LD (IY+0),L
@@ -185,8 +208,8 @@ st_group:
         CALL st_outer
         LD BC,16
         ADD IX,BC
-        INC IY
-        INC IY
+        LD BC,{ST_RECORD}
+        ADD IY,BC
         LD HL,st_groups
         DEC (HL)
         JP NZ,st_group
@@ -199,9 +222,12 @@ st_row:                                 ; 16 entries: HL = low bytes, DE = high 
 {entry * 16}        RET
 
 st_x: DEFS {16 * MAX_GROUPS}
-st_n: DEFS {2 * MAX_GROUPS}
+st_src: DEFW st_x
+st_n: DEFS {ST_RECORD * MAX_GROUPS}                 ; per group: N (2 bytes), the sum of its values (3)
 st_na: DEFW 0
 st_nb: DEFW 0
+st_fa: DEFW 0
+st_fb: DEFW 0
 st_page: DEFB 0
 st_groups: DEFB 0
 """
