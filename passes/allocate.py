@@ -90,27 +90,48 @@ def place(items: list[Item], regions: list[Region], machine: str,
           optional: frozenset[str] = frozenset()) -> dict[str, int]:
     """First fit, hottest first, each region filled upwards from its start.
 
+    If that leaves a required item without room (hot items spilled into contended memory
+    and took the space a cold table needed), the constants are placed coldest first into
+    the contended regions, as many as fit, and then everything else hottest first.
     An item named in `optional` that fits nowhere is left out of the result (the caller puts
     it elsewhere, e.g. in a memory bank); any other is an error. The others go first.
     """
+    addresses, missing = _first_fit(items, regions, optional, cold_first=False)
+    if missing is not None:
+        addresses, missing = _first_fit(items, regions, optional, cold_first=True)
+    if missing is not None:
+        needed = sum(i.size for i in items)
+        free = sum(r.size for r in regions)
+        raise SoulcError(f"the model does not fit: its data needs {needed} bytes, {machine} has "
+                         f"{free} free after the code (no room for {missing.name}, {missing.size} "
+                         "bytes); use a smaller model or a larger machine")
+    return addresses
+
+
+def _first_fit(items: list[Item], regions: list[Region], optional: frozenset[str],
+               cold_first: bool) -> tuple[dict[str, int], Item | None]:
+    """(addresses, the first required item that found no room, or None)."""
     cursor = {r.name: r.start for r in regions}
-    addresses = {}
-    for item in sorted(items, key=lambda i: (i.name in optional, -i.heat, -i.size, i.name)):
-        for region in regions:
+    addresses: dict[str, int] = {}
+
+    def put(item: Item, order: list[Region]) -> bool:
+        for region in order:
             start = -(-cursor[region.name] // item.align) * item.align
             if start + item.size <= region.end:
                 addresses[item.name] = start
                 cursor[region.name] = start + item.size
-                break
-        else:
-            if item.name in optional:
-                continue
-            needed = sum(i.size for i in items)
-            free = sum(r.size for r in regions)
-            raise SoulcError(f"the model does not fit: its data needs {needed} bytes, {machine} has "
-                             f"{free} free after the code (no room for {item.name}, {item.size} bytes); "
-                             "use a smaller model or a larger machine")
-    return addresses
+                return True
+        return False
+
+    if cold_first:
+        slow = [r for r in regions if r.contended]
+        for item in sorted(items, key=lambda i: (i.heat, -i.size, i.name)):
+            if item.heat <= 1.0 and item.name not in optional:
+                put(item, slow)
+    for item in sorted(items, key=lambda i: (i.name in optional, -i.heat, -i.size, i.name)):
+        if item.name not in addresses and not put(item, regions) and item.name not in optional:
+            return addresses, item
+    return addresses, None
 
 
 def allocate(program: Program, regions: list[Region], machine: str,

@@ -52,7 +52,8 @@ def run_matvec(weight, x, bias, shift):
     """(got, want, T-states) for one op_matvec call."""
     rows, cols = weight.shape
     driver = (f"W EQU 0x{W:04X}\nX EQU 0x{X:04X}\nY EQU 0x{Y:04X}\n"
-              + matvec.call_asm("W", "X", "Y", rows, cols, shift, bias is not None))
+              + matvec.call_asm("W", "X", "Y", rows, cols, shift, bias is not None,
+                                wide=not matvec.fits_24_bits(weight, bias)))
     m, symbols = machine_with(driver, matvec_routines([shift], [(rows, cols)]))
     stream = matvec.encode_weights(weight, bias)
     assert W + len(stream) <= 0x10000

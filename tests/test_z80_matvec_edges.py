@@ -30,3 +30,51 @@ def test_sum_of_x_at_the_table_limit(extra):
     weight[1] = -128
     got, want, _ = run_matvec(weight, x, None, 3)
     np.testing.assert_array_equal(got, want)
+
+
+def run_finisher24(shift, values, biases=None):
+    """y from the one-pass row finisher (matvec.finisher24_asm) for 24-bit sums in A:D:E, the
+    bias (if any) read from the stream with POP as the row's would be."""
+    from test_z80_matvec import machine_with
+    entry = f"mv_f24{'b' if biases is not None else ''}_{shift}"
+    driver = (f"        LD (save_sp),SP\n        LD SP,bias\n        LD A,(value+2)\n        LD DE,(value)\n"
+              f"        JP {entry}\nmv_store:\n        LD SP,(save_sp)\n        LD (result),DE\n")
+    data = "save_sp: DEFW 0\nvalue: DEFS 3\nbias: DEFW 0\nresult: DEFW 0\n"
+    m, symbols = machine_with(driver, matvec.finisher24_asm(shift) + data)
+    out = []
+    for i, v in enumerate(values):
+        m.load(symbols["value"], int(v).to_bytes(3, "little", signed=True))
+        if biases is not None:
+            m.load(symbols["bias"], int(biases[i]).to_bytes(2, "little", signed=True))
+        m.call(symbols["driver"])
+        out.append(int.from_bytes(m.read(symbols["result"], 2), "little", signed=True))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("shift", list(matvec.FAST_SHIFTS))
+def test_one_pass_finisher_every_shift(shift):
+    """sat16(v >> shift) for 24-bit v: both ends, around the saturation bounds, random."""
+    rng = np.random.default_rng(shift)
+    edges = [-(1 << 23), (1 << 23) - 1, 0, -1, 1]
+    for bound in (32767 << shift, -32768 << shift, (32768 << shift) - 1, (-32769 << shift) + 1):
+        edges += [bound + d for d in range(-2, 3)]
+    values = np.array([v for v in edges if -(1 << 23) <= v < 1 << 23] + list(rng.integers(-(1 << 23), 1 << 23, 40)))
+    want = np.clip(values >> shift, -32768, 32767)
+    np.testing.assert_array_equal(run_finisher24(shift, values), want)
+    biases = np.clip(rng.integers(-40000, 40000, len(values)), -32768, 32767)
+    values = np.clip(values, -(1 << 23) + 32768, (1 << 23) - 32769)      # w.x + b within 24 bits
+    want = np.clip((values + biases) >> shift, -32768, 32767)
+    np.testing.assert_array_equal(run_finisher24(shift, values, biases), want)
+
+
+def test_bias_past_24_bits_takes_the_32_bit_way():
+    """-128 * 65535 - 32768 needs 25 bits: such a matvec is marked wide and still exact."""
+    x = np.array([2047] * 31 + [65535 - 31 * 2047])
+    weight = np.full((2, 32), -128, dtype=np.int8)
+    weight[1] = 127
+    bias = np.array([-32768, 32767], dtype=np.int16)
+    assert not matvec.fits_24_bits(weight, bias)
+    assert matvec.fits_24_bits(weight[1:], bias[1:])
+    for shift in (0, 8, 9):
+        got, want, _ = run_matvec(weight, x, bias, shift)
+        np.testing.assert_array_equal(got, want)

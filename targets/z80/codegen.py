@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 from soulc.errors import SoulcError
 from soulc.ir.program import Op, Program
 
@@ -185,7 +187,8 @@ class _Routines:
             self.row_variants |= set(matvec.chunk_groups(cols))
             same_x = self.last_matvec == (a[1], cols)
             self.last_matvec = (a[1], cols)
-            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, bias is not None, same_x)
+            wide = not matvec.fits_24_bits(np.asarray(weight.data), bias)
+            return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, bias is not None, same_x, wide)
         if code == "relu":
             return relu.call_asm(ref[0], out, typ(a[0]).shape[0])
         if code == "add":

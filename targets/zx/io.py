@@ -101,7 +101,10 @@ io_thinking:                            ; A = position: the border shows it
         OUT (254),A
         RET
 
-io_token_done:                          ; a short blip on the beeper
+io_token_done:                          ; a short blip on the beeper, not cut by an interrupt
+        LD A,I                          ; (P/V = interrupts enabled: put back after)
+        PUSH AF
+        DI
         PUSH BC
         LD B,24
         LD A,({BORDCR})
@@ -118,6 +121,9 @@ io_blip_wait:
         JR NZ,io_blip_wait
         DJNZ io_blip
         POP BC
+        POP AF
+        RET PO
+        EI
         RET
 
 io_reply_done:                          ; the border back to its colour

@@ -55,7 +55,7 @@ def build_zx48(program: Program) -> Build:
                       for name, address in sorted(code.symbols.items(), key=lambda kv: (kv[1], kv[0])))
     return Build(
         artefacts={"asm": image.asm, "sym": symbols, "bin": code.code, "tap": tap},
-        memory_map=memory_map(program, ZX48, code.symbols),
+        memory_map=memory_map(program, ZX48, code.symbols, const_sizes(program)),
         default_emit="tap",
     )
 

@@ -46,7 +46,7 @@ from . import subsets
 
 NEEDS: set[str] = set()          # shared arithmetic it calls (runtime_math.py)
 
-PARAM_SIZE = 13
+PARAM_SIZE = 15
 FLAG_BIAS = 1
 FLAG_SAME_X = 2
 CHUNK_GROUPS = subsets.MAX_GROUPS
@@ -77,7 +77,8 @@ def row_form(row: np.ndarray, groups: int) -> tuple[int, int]:
 
 
 def header(planes: int, m: int) -> int:
-    return 16 * (subsets.PLANES - planes) + m // 16 + 8
+    """64 per plane short of eight, plus the offset of the row's constant in mv_ktab."""
+    return 64 * (subsets.PLANES - planes) + 3 * (m // 16 + 8)
 
 
 def encode_weights(weight: np.ndarray, bias: np.ndarray | None) -> bytes:
@@ -113,14 +114,15 @@ def finisher_label(shift: int, prefix: str = "mv") -> str:
 
 
 def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, bias: bool,
-             same_x: bool = False) -> str:
-    """same_x: the previous op_matvec call had the same x and columns."""
+             same_x: bool = False, wide: bool = False) -> str:
+    """same_x: the previous op_matvec call had the same x and columns; wide: w.x + b might
+    not fit 24 bits (see fits_24_bits)."""
     chunk_groups(cols)
     flags = (FLAG_BIAS if bias else 0) | (FLAG_SAME_X if same_x else 0)
     return (f"        CALL op_matvec\n"
             f"        DEFW {weights},{x},{y},{rows}\n"
             f"        DEFB {groups(cols)},{cols},{flags}\n"
-            f"        DEFW {finisher_label(shift)}\n")
+            f"        DEFW {finisher_label(shift)},{fast_label(shift, bias, wide)}\n")
 
 
 def finisher_asm(shift: int, prefix: str = "mv", store: str = "mv_store") -> str:
@@ -186,6 +188,53 @@ def finisher_asm(shift: int, prefix: str = "mv", store: str = "mv_store") -> str
     return "".join(out)
 
 
+FAST_SHIFTS = range(0, 24)
+
+
+def fast_label(shift: int, bias: bool, wide: bool = False) -> str:
+    """The finisher a one-pass matvec jumps to with w.x in A:D:E (24 bits): mv_r32 (the
+    32-bit way) when the sum plus bias might pass 24 bits (wide) or the shift is unusual."""
+    if wide or shift not in FAST_SHIFTS:
+        return "mv_r32"
+    return f"mv_f24{'b' if bias else ''}_{shift}"
+
+
+def fits_24_bits(weight: np.ndarray, bias: np.ndarray | None) -> bool:
+    """w.x + b stays within 24 bits signed for any x with sum |x| <= 65535 (the tables' bound)."""
+    most = int(np.abs(weight.astype(np.int64)).max(initial=0)) * 65535
+    if bias is not None:
+        most += int(np.abs(bias.astype(np.int64)).max(initial=0))
+    return most < 1 << 23
+
+
+def finisher24_asm(shift: int) -> str:
+    """From w.x in A:D:E (signed 24 bits), y = sat16(w.x >> shift) in DE, then JP mv_store;
+    the entry ..b first adds the row's int16 bias from the stream."""
+    lab = f"mv_f24_{shift}"
+    out = [f"mv_f24b_{shift}:\n        LD H,A\n        POP BC\n        LD A,B\n        RLA\n        SBC A,A\n"
+           "        LD L,A\n        LD A,E\n        ADD A,C\n        LD E,A\n        LD A,D\n        ADC A,B\n"
+           "        LD D,A\n        LD A,H\n        ADC A,L\n", f"{lab}:\n"]
+    q, r = divmod(shift, 8)
+    sat = (f"{lab}_sat:\n        LD A,B\n        RLA\n        LD DE,32767\n        JP NC,mv_store\n"
+           "        INC DE\n        JP mv_store\n")
+    if q == 0 and r >= 5:               # fits iff bits shift-1..7 of A agree; then left by 8-r
+        out.append(f"        LD B,A\n        ADD A,{1 << (shift - 1)}\n        CP {1 << shift}\n"
+                   f"        JR NC,{lab}_sat\n")
+        out += ["        SLA E\n        RL D\n        RL B\n"] * (8 - r)
+        out.append(f"        LD E,D\n        LD D,B\n        JP mv_store\n{sat}")
+    elif q == 0:                        # right by r, then A must be D's sign
+        out += ["        SRA A\n        RR D\n        RR E\n"] * r
+        out.append(f"        LD B,A\n        LD A,D\n        RLA\n        SBC A,A\n        CP B\n"
+                   f"        JR NZ,{lab}_sat\n        JP mv_store\n{sat}")
+    elif q == 1:
+        out += ["        SRA A\n        RR D\n"] * r
+        out.append("        LD E,D\n        LD D,A\n        JP mv_store\n")
+    else:
+        out += ["        SRA A\n"] * r
+        out.append("        LD E,A\n        RLA\n        SBC A,A\n        LD D,A\n        JP mv_store\n")
+    return "".join(out)
+
+
 def row_label(groups: int) -> str:
     """The row code (subsets.planes_asm) for a chunk of this many groups."""
     return f"st_planes{groups}"
@@ -204,6 +253,8 @@ op_matvec:
         LD (mv_sp),SP
         LD HL,(mv_par+11)
         LD (mv_finj+1),HL
+        LD HL,(mv_par+13)
+        LD (mv_f24j+1),HL
         LD HL,mv_rowend
 {set_ends}        LD HL,(mv_par+4)
         LD (mv_yp),HL
@@ -222,6 +273,7 @@ op_matvec:
         XOR A
         LD (mv_c),A
         CALL mv_bias_final
+        CALL mv_end_fast
         CALL mv_run
         JP mv_done
 mv_fresh:
@@ -268,6 +320,7 @@ mv_chunk_loop:
         INC A
         LD (mv_fin),A
         LD (mv_valid),A
+        CALL mv_end_fast
         JR mv_one_set
 mv_one_of_many:
         CALL mv_mode_final
@@ -317,6 +370,13 @@ mv_chunk_next:
         JP NZ,mv_batch_loop
 mv_done:
         LD SP,(mv_sp)
+        RET
+
+mv_end_fast:                            ; rows of one pass end at mv_row1
+        LD HL,(mv_endp)
+        LD (HL),mv_row1 & 255
+        INC HL
+        LD (HL),mv_row1 >> 8
         RET
 
 mv_park_batch:                          ; batch = min(rows, park rows)
@@ -422,7 +482,8 @@ def _chunks_asm(row_variants) -> str:
     def entries(g):
         labels = [subsets.planes_label(row_label(g), p) for p in subsets.entry_planes(g)]
         labels += [labels[0]] * (3 - len(labels))
-        return "".join(f"        LD HL,{lab}\n        LD (mv_p{p}j+1),HL\n" for lab, p in zip(labels, (8, 7, 6)))
+        return ("".join(f"        LD HL,{lab}\n        LD (mv_p{p}j+1),HL\n" for lab, p in zip(labels, (8, 7, 6)))
+                + f"        LD HL,{row_label(g)}_end+1\n        LD (mv_endp),HL\n")
 
     pick = "".join(f"        CP {g}\n        JR NZ,mv_cs_not{g}\n{entries(g)}        RET\nmv_cs_not{g}:\n"
                    for g in variants[:-1]) + entries(variants[-1]) + "        RET\n"
@@ -646,6 +707,23 @@ mv_bn_nc:
         LD (mv_n),HL
         LD A,C
         LD (mv_n+2),A
+        XOR A                           ; init = -2N: after the row's P-1 doublings, -2^P * N
+        SUB L
+        LD E,A
+        LD A,0
+        SBC A,H
+        LD D,A
+        LD A,0
+        SBC A,C
+        SLA E
+        RL D
+        RLA
+        LD HL,(mv_p8j+1)                ; into the entries of the chunk's row code
+        CALL mv_init_at
+        LD HL,(mv_p7j+1)
+        CALL mv_init_at
+        LD HL,(mv_p6j+1)
+        CALL mv_init_at
         LD HL,(mv_sx)                   ; 16*sum (the step between offsets) and -128*sum
         LD A,(mv_sx+2)
         LD C,A
@@ -674,40 +752,18 @@ mv_bn_nc:
         LD H,A
         LD A,0
         SBC A,C
-        LD (mv_m),HL
-        LD (mv_m+2),A
+        LD C,A
+        LD DE,(mv_n)                    ; K for m = -128: N - 128*sum
+        ADD HL,DE
+        LD A,(mv_n+2)
+        ADC A,C
+        LD C,A
+        EX DE,HL
         LD (mv_ksp),SP
         LD HL,mv_ktab
-        LD (mv_kp),HL
-        LD A,{subsets.PLANES}
-mv_kt_p:                                ; 16 constants for rows of A planes: -(2^A - 1)*N + m*sum
-        LD (mv_kpl),A
-        LD B,A
-        LD HL,(mv_n)
-        LD A,(mv_n+2)
-        LD C,A
-mv_kt_shift:
-        ADD HL,HL
-        RL C
-        DJNZ mv_kt_shift                ; C:HL = N << planes
-        EX DE,HL
-        LD B,C
-        LD HL,(mv_n)
-        LD A,(mv_n+2)
-        OR A
-        SBC HL,DE
-        SBC A,B
-        LD C,A
-        LD DE,(mv_m)
-        ADD HL,DE
-        LD A,(mv_m+2)
-        ADC A,C
-        LD C,A                          ; C:HL = K for m = -128
-        EX DE,HL
-        LD HL,(mv_kp)
         LD SP,(mv_s16)                  ; (interrupts are off; no stack here)
         LD B,16
-mv_kt_m:
+mv_kt_m:                                ; K = m*sum + N for m = -128, -112, ..., 112
         LD (HL),E
         INC L
         LD (HL),D
@@ -722,12 +778,18 @@ mv_kt_top:
         LD C,A
         EX DE,HL
         DJNZ mv_kt_m
-        LD (mv_kp),HL
         LD SP,(mv_ksp)
-        LD A,(mv_kpl)
-        DEC A
-        CP {subsets.PLANES - 3}
-        JR NZ,mv_kt_p
+        RET
+
+mv_init_at:                             ; HL = a row entry (LD IY,nn / LD A,n): A:DE goes there
+        INC HL
+        INC HL
+        LD (HL),E
+        INC HL
+        LD (HL),D
+        INC HL
+        INC HL
+        LD (HL),A
         RET
 """
 
@@ -742,14 +804,38 @@ def _rows_asm() -> str:
     the chunk's groups and the row's planes).
     """
     return f"""
+mv_row1:                                ; a one-pass matvec: A:IY = acc, C' = the row's header
+        LD B,A
+        EXX
+        LD A,C
+        EXX
+        AND 63
+        LD L,A
+        LD H,mv_ktab >> 8
+        LD A,IYL
+        ADD A,(HL)
+        LD E,A
+        INC L
+        LD A,IYH
+        ADC A,(HL)
+        LD D,A
+        INC L
+        LD A,B
+        ADC A,(HL)                      ; A:D:E = acc + K = w.x, 24 bits signed
+mv_f24j:
+        JP 0                            ; its 24-bit finisher (or mv_r32)
+mv_r32:                                 ; the 32-bit way: sign-extend, bias, finish
+        LD L,A
+        RLA
+        SBC A,A
+        LD H,A
+        JP mv_scalej
 mv_rowend:                              ; A:IY = acc, C' = the row's header
         LD D,A
         EXX
         LD A,C
         EXX
-        LD L,A
-        ADD A,A
-        ADD A,L
+        AND 63
         LD L,A
         LD H,mv_ktab >> 8
         LD C,(HL)
@@ -856,10 +942,10 @@ mv_rowstart:                            ; the row's header: C' for its constant,
         LD C,A
         EXX
         LD H,{subsets.TABLES} >> 8
-        CP 16
+        CP 64
 mv_p8j:
         JP C,0                          ; the row code for this chunk's groups: 8 planes
-        CP 32
+        CP 128
 mv_p7j:
         JP C,0                          ; 7 planes
 mv_p6j:
@@ -881,10 +967,8 @@ mv_cx: DEFW 0
 mv_sx: DEFS 4
 mv_n: DEFS 4
 mv_s16: DEFW 0
-mv_m: DEFS 3
 mv_ksp: DEFW 0
-mv_kp: DEFW 0
-mv_kpl: DEFB 0
+mv_endp: DEFW 0
 mv_c: DEFB 0
 mv_cg: DEFB 0
 mv_ccols: DEFB 0
@@ -899,7 +983,7 @@ mv_part: DEFS {4 * park_rows}
 """
 
 
-KTAB_BYTES = 3 * 16 * 3
+KTAB_BYTES = 3 * 16
 
 
 def ktab_asm() -> str:
@@ -914,7 +998,8 @@ def kernel_asm(shifts, row_variants, park_rows: int) -> str:
     row code under row_label(g), emitted with the subset tables' code); `park_rows`: the
     rows one batch of a several-pass matvec holds."""
     park_rows = max(1, park_rows)
-    finishers = "".join(finisher_asm(s) for s in sorted(set(shifts)))
+    finishers = "".join(finisher_asm(s) + (finisher24_asm(s) if s in FAST_SHIFTS else "")
+                        for s in sorted(set(shifts)))
     return (_setup_asm(park_rows, row_variants) + _chunks_asm(row_variants) + _rows_asm() + finishers
             + _variables_asm(park_rows))
 

@@ -53,6 +53,10 @@ op_scores:
         PUSH HL
         XOR A
         LD (mv_valid),A                 ; the tables are taken
+        LD (st_planes1+5),A             ; and the row code starts from 0
+        LD H,A
+        LD L,A
+        LD (st_planes1+2),HL
         LD HL,(sc_par)
         LD (sc_q),HL
         LD HL,(sc_par+2)

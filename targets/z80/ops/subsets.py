@@ -96,7 +96,7 @@ def planes_asm(groups: int, label: str) -> str:
     at `label` (all eight planes) H is the caller's."""
     if not 1 <= groups <= MAX_GROUPS:
         raise ValueError(f"{groups} groups: the tables hold 1..{MAX_GROUPS}")
-    lines = [f"{label}:", "LD IY,0", "XOR A"]
+    lines = [f"{label}:", "LD IY,0", "LD A,0"]       # acc's start, patched by the caller
     read = 0
     for p in range(PLANES):
         if p:
@@ -118,7 +118,7 @@ def planes_asm(groups: int, label: str) -> str:
     lines.append("JP 0")
     for planes in entry_planes(groups)[1:]:
         start = PLANES - planes
-        lines += [f"{planes_label(label, planes)}:", "LD IY,0", "XOR A"]
+        lines += [f"{planes_label(label, planes)}:", "LD IY,0", "LD A,0"]
         if start % 2:               # a descending plane starts at the last group's high page
             lines.append(f"LD H,({TABLES} >> 8) + {2 * groups - 1}")
         lines.append(f"JP {label}_p{start}")
