@@ -24,8 +24,10 @@ Tables: MAX_GROUPS groups, from the page-aligned label TABLES: group g's low byt
 pattern bytes plane by plane from b = 7, the groups ascending in even-numbered planes
 (H walks up from the low page of group 0 to the high page of the last group) and descending
 in odd ones (H walks back), so H is back where it started after the eight planes. It starts
-at `label` with H = the low page of the first group, computes A:IY = sum_b 2^b sum_g T_g[s_bg]
-and ends with `JP` to the address in label_end+1, which the caller patches.
+at `label` with H = the low page of the first group, computes A:IY = 2^(P-1) c + sum_b 2^b sum_g T_g[s_bg]
+(mod 2^24) for a row of P planes, and ends with `JP` to the address in label_end+1, which the caller
+patches. c is the start value in the immediates of each entry's LD IY,nn / LD A,n (entry+2: low
+word, entry+5: high byte), which the caller patches too (matvec: -2N, scores: 0).
 B, C, D, E, L change.
 
 `build_asm()` is `st_build`: A = groups (1..MAX_GROUPS), (st_src) = 8 int16 values per group
