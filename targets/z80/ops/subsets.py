@@ -130,28 +130,36 @@ def planes_asm(groups: int, label: str) -> str:
 def _gray_half_asm(offset: int, keep_n: str, store, keep_all: str) -> str:
     """HL runs through N + the subset sums of the 4 values at IX+offset in Gray-code order
     (one add or subtract per entry); keep_n is the code that keeps N (in HL), store(e) the
-    code that keeps HL as entry e, keep_all the code that keeps entry 15 (N + their sum)."""
-    lines = ["LD HL,0"]
-    for k in range(4):                                      # N: the negative values' magnitudes
-        skip = f"st_pos{offset}_{k}"
-        lines += [f"LD A,(IX+{offset + 2 * k + 1})", "OR A", f"JP P,{skip}",
-                  f"LD E,(IX+{offset + 2 * k})", "LD D,A", "OR A", "SBC HL,DE", f"{skip}:"]
+    code that keeps HL as entry e, keep_all the code that keeps entry 15 (N + their sum).
+    x0 and x1 are held in BC and DE, x2 in SP (nothing is pushed meanwhile: interrupts are
+    off), x3 in st_x3."""
+    o = offset
+    lines = ["LD (st_sp),SP", f"LD L,(IX+{o + 6})", f"LD H,(IX+{o + 7})", "LD (st_x3),HL",
+             f"LD L,(IX+{o + 4})", f"LD H,(IX+{o + 5})", "LD SP,HL",
+             f"LD C,(IX+{o})", f"LD B,(IX+{o + 1})", f"LD E,(IX+{o + 2})", f"LD D,(IX+{o + 3})",
+             "LD HL,0"]                                     # the negative values' sum
+    for k, (test, add) in enumerate([("BIT 7,B", ["ADD HL,BC"]), ("BIT 7,D", ["ADD HL,DE"]),
+                                     (f"BIT 7,(IX+{o + 5})", ["ADD HL,SP"]),
+                                     (f"BIT 7,(IX+{o + 7})", ["LD A,(st_x3)", "ADD A,L", "LD L,A",
+                                                               "LD A,(st_x3+1)", "ADC A,H", "LD H,A"])]):
+        skip = f"st_pos{o}_{k}"
+        lines += [test, f"JR Z,{skip}"] + add + [f"{skip}:"]
+    lines += ["XOR A", "SUB L", "LD L,A", "SBC A,A", "SUB H", "LD H,A"]     # N = minus that sum
     lines.append(keep_n)
-    lines += [f"LD C,(IX+{offset})", f"LD B,(IX+{offset + 1})",
-              f"LD E,(IX+{offset + 2})", f"LD D,(IX+{offset + 3})"]
     lines += store(0)
     gray = [i ^ (i >> 1) for i in range(16)]
     for i in range(1, 16):
         bit = (gray[i] ^ gray[i - 1]).bit_length() - 1
         adding = bool(gray[i] >> bit & 1)
-        reg = {0: "BC", 1: "DE"}.get(bit, "BC")
-        op = [f"ADD HL,{reg}"] if adding else ["OR A", f"SBC HL,{reg}"]
-        if bit >= 2:
-            op = (["PUSH BC", f"LD C,(IX+{offset + 2 * bit})", f"LD B,(IX+{offset + 2 * bit + 1})"]
-                  + op + ["POP BC"])
+        if bit == 3:                                        # only once, adding
+            op = ["LD A,(st_x3)", "ADD A,L", "LD L,A", "LD A,(st_x3+1)", "ADC A,H", "LD H,A"]
+        else:
+            reg = ("BC", "DE", "SP")[bit]
+            op = [f"ADD HL,{reg}"] if adding else ["OR A", f"SBC HL,{reg}"]
         lines += op + store(gray[i])
         if gray[i] == 15:
             lines.append(keep_all)
+    lines.append("LD SP,(st_sp)")
     return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
 
 
@@ -230,6 +238,8 @@ st_na: DEFW 0
 st_nb: DEFW 0
 st_fa: DEFW 0
 st_fb: DEFW 0
+st_x3: DEFW 0
+st_sp: DEFW 0
 st_page: DEFB 0
 st_groups: DEFB 0
 """
