@@ -106,7 +106,7 @@ io_token_done:                          ; a short blip on the beeper, not cut by
         PUSH AF
         DI
         PUSH BC
-        LD B,24
+        LD B,8
         LD A,({BORDCR})
         RRCA
         RRCA
