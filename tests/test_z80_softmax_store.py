@@ -104,3 +104,91 @@ def test_softmax_speed():
     m.memory[symbols["STEP_POS"]] = pos
     t = m.call(symbols["driver"])
     assert t < 320 * heads * (pos + 1), t
+
+
+# ---- the key cache (op_storek) and plain stores (op_store) ----
+
+KEY_CORNERS = (-32768, 32767, 0, -1, 1, -32767, 32766, 256, -256, 255, -255)
+
+
+def key_rows(rng, rows, width):
+    """Rows of keys: random with the int16 corners mixed in, and rows of only one corner."""
+    keys = extremes(rng, rows * width).reshape(rows, width)
+    for i, corner in enumerate(KEY_CORNERS[:rows]):
+        if i % 2:
+            keys[i] = corner
+    keys[rows - 1, ::2] = -32768
+    keys[rows - 1, 1::2] = 32767
+    return keys
+
+
+@pytest.mark.parametrize("heads,context", [(h, 20) for h in range(1, 9)] + [(4, 32), (2, 256), (8, 40)])
+def test_storek_layout(heads, context):
+    """Every row written at its position, as scores reads it; nothing else touched."""
+    per_head, width = 8, heads * 8
+    rows = context                      # the cache from C up (D and the rest are free here)
+    m, symbols = machine_with(store.keys_call_asm(f"0x{C:04X}", f"0x{A:04X}", 2 * width, heads, per_head),
+                              store.routine_asm() + store.keys_routine_asm())
+    rng = np.random.default_rng(heads * 7 + context)
+    keys = key_rows(rng, context, width)
+    fill = bytes(rng.integers(0, 256, 2 * width * rows + 64, dtype=np.uint8))
+    m.load(C, fill)
+    m.load(A - 16, bytes(range(16)))
+    written = sorted({0, 1, rows // 2, rows - 1})
+    for pos in written:
+        m.put_i16(A, keys[pos])
+        m.memory[symbols["STEP_POS"]] = pos
+        m.call(symbols["driver"])
+        np.testing.assert_array_equal(m.i16(A, width), keys[pos], err_msg="x changed")
+        assert m.read(A - 16, 16) == bytes(range(16))
+    got = m.u8(C, 2 * width * rows + 64)
+    want = np.frombuffer(fill, np.uint8).astype(np.int64).copy()
+    for pos in written:
+        want[pos * 2 * width:(pos + 1) * 2 * width] = key_layout(keys[pos:pos + 1], heads)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("heads,pos", [(4, 0), (4, 19), (1, 5), (8, 19), (3, 11)])
+def test_storek_then_scores(heads, pos):
+    """Keys stored by op_storek, then op_scores on the cache: the interpreter's scores."""
+    per_head, context = 8, 20
+    width = heads * per_head
+    Q = D + 0x400
+    m, symbols = machine_with(
+        store.keys_call_asm(f"0x{B:04X}", f"0x{A:04X}", 2 * width, heads, per_head) + "        RET\nscore:\n"
+        + scores.call_asm(f"0x{Q:04X}", f"0x{B:04X}", f"0x{D:04X}", heads, per_head, 2 * width, context, True),
+        store.routine_asm() + store.keys_routine_asm() + scores_routines())
+    rng = np.random.default_rng(heads * 31 + pos)
+    keys = key_rows(rng, context, width)
+    for row in range(pos + 1):
+        m.put_i16(A, keys[row])
+        m.memory[symbols["STEP_POS"]] = row
+        m.call(symbols["driver"])
+    for q in (extremes(rng, width), np.full(width, -32768), np.full(width, 32767), rng.integers(-300, 300, width)):
+        m.put_i16(Q, q)
+        m.call(symbols["score"])
+        got = m.i32(D, heads * context).reshape(heads, context)[:, :pos + 1]
+        np.testing.assert_array_equal(got, ref.scores(q, keys[:pos + 1], heads))
+
+
+def test_store_plain_rows():
+    width, rows = 40, 20
+    m, symbols = machine_with(store.call_asm(f"0x{C:04X}", f"0x{A:04X}", 2 * width), store.routine_asm())
+    rng = np.random.default_rng(9)
+    state = rng.integers(-32768, 32768, (rows, width))
+    m.put_i16(C, state)
+    for pos in (0, rows - 1, 3):
+        x = key_rows(rng, 1, width)[0]
+        m.put_i16(A, x)
+        m.memory[symbols["STEP_POS"]] = pos
+        m.call(symbols["driver"])
+        state[pos] = x
+        np.testing.assert_array_equal(m.i16(C, rows * width).reshape(rows, width), state)
+
+
+def test_storek_speed():
+    """The seed's shape (4 heads of 8): well under the bit-by-bit loop's 13,700 T-states."""
+    m, symbols = machine_with(store.keys_call_asm(f"0x{C:04X}", f"0x{A:04X}", 64, 4, 8),
+                              store.routine_asm() + store.keys_routine_asm())
+    m.memory[symbols["STEP_POS"]] = 0
+    assert m.call(symbols["driver"]) < 9_600

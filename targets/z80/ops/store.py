@@ -9,10 +9,16 @@
 
 op_storek keeps a key row as ops/scores.py reads it: per head (per_head = 8 values), the
 bit planes of the values in offset form u = k + 32768: 8 bytes for planes 15..8, then 8 for
-planes 7..0, bit d of a plane's byte from value d. Each 8x8 block of bits is transposed in
-registers: a value's byte is shifted out bit by bit into eight plane bytes (B, C, D, E, H, L
-and the alternate B', C'); the sign bits are flipped at the end (u's plane 15). All
-registers may change. The row address is state + pos*row_bytes, pos from STEP_POS.
+planes 7..0, bit d of a plane's byte from value d. Per head, two phases (the values' low
+bytes, then their high bytes) each turn 8 bytes into 8 planes: SP reads the bytes with POP AF
+(from x - 1 for the low bytes, from x for the high ones: A gets every other byte; interrupts
+are off in `step`), each byte's bits are shifted out of A (RRA for even values, RLA for odd
+ones, so that the two register sets swap only twice per pair of values) into eight plane
+registers with RR (B', C' and B, C, D, E, H, L: after 8 values bit d is value d's), and the
+planes are written by four PUSHes from the head's end (HL'). u's plane 15 is k's sign bit
+flipped: XOR with E' = 255 in the high phase. About 2,300 T-states per head (12 per bit for
+the shifts). All registers may change. The row address is state + pos*row_bytes, pos from
+STEP_POS.
 """
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ def keys_call_asm(state: str, x: str, row_bytes: int, heads: int, per_head: int)
 
 
 def keys_routine_asm() -> str:
-    shift = "".join(f"        RLA\n        RL {r}\n" for r in "BCDEHL")
+    up = "".join(f"        RRA\n        RR {r}\n" for r in "BCDEHL")            # bits 2..7
+    down = "".join(f"        RLA\n        RR {r}\n" for r in "LHEDCB")          # bits 7..2
     return f"""
 ; ---- store a key row as bit planes (targets/z80/ops/store.py) ----
 op_storek:
@@ -37,63 +44,59 @@ op_storek:
         LDIR
         PUSH HL
         CALL store_row_address          ; DE = the row
-        LD (stk_out),DE
-        LD IX,(store_par+2)             ; x
-        LD A,(store_par+6)
-stk_head:
-        PUSH AF
-        INC IX                          ; the high bytes: planes 15..8
-        CALL stk_block
-        LD A,(IY+0)
-        CPL                             ; offset form: the sign bit flipped
-        LD (IY+0),A
-        DEC IX                          ; the low bytes: planes 7..0
-        CALL stk_block
-        LD BC,16
-        ADD IX,BC
+        LD (stk_sp),SP
+        LD HL,16
+        ADD HL,DE
+        LD E,0                          ; this register set (') keeps HL' = the end of the
+        LD IX,(store_par+2)             ; head's 16 bytes, E' = 0 or 255, D' = the count
+        DEC IX                          ; x - 1: POP AF from here puts the low bytes in A
+stk_phase:                              ; 8 bytes of the values (low, then high) -> 8 planes
+        LD SP,IX
+        LD D,4
+stk_pair:                               ; two values: A's bits into B', C' (planes 0, 1), B..L (2..7)
         POP AF
-        DEC A
-        JR NZ,stk_head
-        RET
-
-stk_block:                              ; the 8 bytes at IX+14, IX+12, ..., IX: 8 plane bytes to (stk_out)
-        PUSH IX
+        RRA
+        RR B
+        RRA
+        RR C
+        EXX
+{up}        POP AF
+{down}        EXX
+        RLA
+        RR C
+        RLA
+        RR B
+        DEC D
+        JP NZ,stk_pair
+        LD SP,HL                        ; the planes, pushed from the end
+        PUSH BC
+        LD BC,-8
+        ADD HL,BC
+        LD A,E                          ; 255 in the high phase: u's plane 15 is k's sign flipped
+        EXX
+        XOR L
+        LD L,A
+        PUSH BC
+        PUSH DE
+        PUSH HL
+        INC IX                          ; the high bytes
+        EXX
+        LD A,E
+        XOR 255
+        LD E,A
+        JR NZ,stk_phase
+        LD BC,32                        ; the next head: x + 16, 16 bytes on in the row
+        ADD HL,BC
+        EXX
         LD BC,14
         ADD IX,BC
+        LD HL,store_par+6
+        DEC (HL)
         EXX
-        LD D,8
-        EXX
-stk_value:                              ; shift this value's bits into the planes, bit 7 first
-        LD A,(IX+0)
-        DEC IX
-        DEC IX
-{shift}        EXX
-        RLA
-        RL B
-        RLA
-        RL C
-        DEC D
-        EXX
-        JP NZ,stk_value
-        LD IY,(stk_out)
-        LD (IY+0),B
-        LD (IY+1),C
-        LD (IY+2),D
-        LD (IY+3),E
-        LD (IY+4),H
-        LD (IY+5),L
-        EXX
-        LD (IY+6),B
-        LD (IY+7),C
-        EXX
-        PUSH IY
-        LD BC,8
-        ADD IY,BC
-        LD (stk_out),IY
-        POP IY
-        POP IX
+        JP NZ,stk_phase
+        LD SP,(stk_sp)
         RET
-stk_out: DEFW 0
+stk_sp: DEFW 0
 """
 
 
