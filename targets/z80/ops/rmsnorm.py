@@ -4,28 +4,29 @@
 
         CALL op_rmsnorm
         DEFW x, gain, y
-        DEFB n, sg          ; sg signed: a negative shift is a left shift
-        DEFB log2(n)        ; or 255 when n is not a power of two
-        DEFW rn_fin_<sg>    ; the finisher for sg (finishers_asm)
+        DEFB n, log2(n)     ; log2(n) or 255 when n is not a power of two
+        DEFW rn_fin_<sg>    ; the block for the gain's shift sg (finishers_asm)
 
-All registers may change (IY is kept).
+All registers may change (IY is kept). Interrupts must be off: SP walks over x.
 
-The products go through the half-square table G (runtime_math.py): for signed bytes a, b,
-a*b = g(a+b) - g(a) - g(b). The square of |xs| < 256 is g(xs) + g(-xs). With x = 256*xa + xb
-and inv = 256*ia + ib (xb, ib unsigned; xb' = xb - 128, ib' = ib - 128), the four byte
-products of x*inv collapse to
+The sum of squares: SP walks x (POP). For |xs| <= 255, w = |xs| comes from x's middle
+byte (a nibble swap, NEG for x < 0) and w^2 = g(w) + g(w - 1), two adjacent entries of the
+half-square table G (runtime_math.py); the others (|x| >= 4081 or so) square |xs| <= 2048
+with m_mul16u. The mean is a shift when n is a power of two, else two m_div16q. The root:
+12 digit-by-digit steps with the remainder and 4*root + 1 in 16-bit registers, m's bytes
+fed two bits at a time (m < 2^23). 2^19 // r: 15 restoring steps (r >= 17 there, so the
+quotient fits 15 bits; below 17 inv is 32767).
 
-    x*inv = 65536*(L1 - S1) + 256*(L2 + L3 - S1 - S2) + (L4 - S2) + 128*x + K
-    L1 = g(xa+ia), L2 = g(xa+ib'), L3 = g(xb'+ia), L4 = g(xb'+ib'), S1 = g(xa), S2 = g(xb')
-    K = -65792*g(ia) - 257*g(ib') + 32768*ia + 128*ib'          (once per call)
-
-where ia and ib' are written into the lookups' immediates once per call, so an element costs
-six lookups. for t = 256*ta + tb. t*g is |t| times the bits of |g|, and the result shifted and saturated by
-matvec's finisher for the gain's shift. The mean is a shift when n
-is a power of two (else m_div32), the root a 12-step digit-by-digit square root (m < 2^24:
-|xs| <= 2048), 2^19 // r the 16-step divide (r >= 17 there, so the quotient fits 16 bits;
-below 17 inv is 32767). A left shift stops early once the value leaves the int16 range,
-where the saturated result is already decided.
+Per element, u = |t| = |(x * inv) >> 15| by 15 right-shift steps over inv's bits: the
+steps' opcodes (ADD HL,DE or NOP) are written once per call from inv's bits, and the
+accumulator starts at 32767 for x < 0, which rounds the quotient up: t = -ceil(|x|*inv/2^15).
+Then u * |g| >> sg, rounded down (the product's sign positive) or up (negative), also by
+right-shift steps: min(sg, 8) steps over the low bits of |g| (entered part-way through 8, with
+the accumulator starting at 2^steps - 1 to round up), |g|'s bits shifted out of A by RRA, then
+the rest of |g| (|g| >> sg, mostly 0..2) added in, then for sg > 8 the remaining shift and for
+sg < 0 the left shift (finishers_asm: a block per shift with the entry, the rounding constant
+and a mask). The magnitude saturates at 32767 (32768 for a negative result) and takes the sign.
+u < 4400 always (|xs| < sqrt(n) * (r + 1), n <= 255), so the accumulators never overflow.
 """
 from __future__ import annotations
 
@@ -33,7 +34,12 @@ from soulc.targets.z80.runtime_math import GTAB
 
 from . import matvec
 
-NEEDS = {"m_mul16u", "m_div32", "m_div16q"}      # shared arithmetic it calls (runtime_math.py)
+NEEDS = {"m_mul16u", "m_div16q"}      # shared arithmetic it calls (runtime_math.py)
+
+PARAM_SIZE = 10
+X_STEPS = 15            # right-shift steps over inv's bits
+STEP_BYTES = 5          # one x step: opcode (ADD HL,DE or NOP), SRL H, RR L
+G_STEPS = 8             # right-shift steps over |g|'s low bits (at most)
 
 
 def call_asm(x: str, gain: str, y: str, n: int, gain_shift: int) -> str:
@@ -41,107 +47,87 @@ def call_asm(x: str, gain: str, y: str, n: int, gain_shift: int) -> str:
         raise ValueError(f"rmsnorm over {n} values: the Z80 routine takes 1..255")
     log2 = n.bit_length() - 1 if n & (n - 1) == 0 else 255
     return (f"        CALL op_rmsnorm\n        DEFW {x},{gain},{y}\n"
-            f"        DEFB {n},{gain_shift & 0xFF},{log2}\n"
+            f"        DEFB {n},{log2}\n"
             f"        DEFW {matvec.finisher_label(gain_shift, 'rn')}\n")
 
 
-def _lookup(base: str, label: str = "") -> str:
-    """HL = the G entry at base + BC (base patched when the line has a label)."""
-    head = f"{label}:\n" if label else ""
-    return (head + f"        LD HL,{base}\n        ADD HL,BC\n        LD A,(HL)\n        INC H\n        INC H\n"
-            "        LD H,(HL)\n        LD L,A\n")
+def _x_steps() -> str:
+    return "".join(f"rn_m{i}:\n        NOP\n        SRL H\n        RR L\n" for i in range(X_STEPS))
+
+
+def _g_steps() -> str:
+    """rn_rs<k>: k steps to go. Carry: the bit of |g| for this step; RRA exposes the next."""
+    return "".join(f"rn_rs{k}:\n        JR NC,$+3\n        ADD HL,DE\n        RR H\n        RR L\n        RRA\n"
+                   for k in range(G_STEPS, 0, -1))
 
 
 def routine_asm() -> str:
+    page = f"({GTAB} >> 8) + 1"
     return f"""
 ; ---- rmsnorm (targets/z80/ops/rmsnorm.py) ----
 op_rmsnorm:
         POP HL
         LD DE,rn_par
-        LD BC,11
+        LD BC,{PARAM_SIZE}
         LDIR
         PUSH HL
-        LD HL,(rn_par+9)
-        LD (rn_finj+1),HL
-        LD HL,0
-        LD (rn_sum),HL
-        LD (rn_sum+2),HL
-        LD HL,(rn_par)
+        LD (rn_sp),SP
+        LD SP,(rn_par)                  ; the sum of squares: SP walks x
+        LD IX,0                         ; the sum: B'C' (high word), IX (low word)
+        EXX
+        LD BC,0
+        EXX
         LD A,(rn_par+6)
         LD B,A
-rn_square:                              ; rn_sum += (x >> 4)^2
-        LD E,(HL)
-        INC HL
-        LD D,(HL)
-        INC HL
-        PUSH HL
-        PUSH BC
-        SRA D
-        RR E
-        SRA D
-        RR E
-        SRA D
-        RR E
-        SRA D
-        RR E
-        LD A,D
-        OR A
-        JR Z,rn_sq_small
-        INC A
-        JR NZ,rn_sq_big
-        OR E
-        JR Z,rn_sq_big                  ; -256
-rn_sq_small:                            ; |xs| < 256: g(xs) + g(-xs)
-        LD HL,{GTAB}+256
-        ADD HL,DE
-        LD C,(HL)
-        INC H
-        INC H
-        LD B,(HL)
-        LD HL,{GTAB}+256
-        OR A
-        SBC HL,DE
-        LD A,(HL)
-        INC H
-        INC H
-        LD H,(HL)
-        LD L,A
-        ADD HL,BC
-        LD DE,0
-        JR rn_sq_add
-rn_sq_big:                              ; |xs| <= 2048: twelve steps do
-        BIT 7,D
-        JR Z,rn_sq_pos
-        XOR A
-        SUB E
-        LD E,A
-        SBC A,A
-        SUB D
-        LD D,A
-rn_sq_pos:
-        LD B,D
-        LD C,E
-        EX DE,HL
-        ADD HL,HL
-        ADD HL,HL
-        ADD HL,HL
-        ADD HL,HL
-        EX DE,HL
-        LD HL,0
-        CALL m_mul16u_s4
-rn_sq_add:
-        LD BC,(rn_sum)
-        ADD HL,BC
-        LD (rn_sum),HL
-        LD HL,(rn_sum+2)
-        ADC HL,DE
-        LD (rn_sum+2),HL
-        POP BC
+rn_sq:
         POP HL
-        DJNZ rn_square
-        LD HL,(rn_sum)                  ; the mean: a shift, or a division
-        LD DE,(rn_sum+2)
-        LD A,(rn_par+8)
+        LD A,H
+        ADD A,16
+        CP 32
+        JR NC,rn_sq_big                 ; |x| >= 4096
+        LD A,L                          ; A = (x >> 4) & 255: a nibble swap
+        XOR H
+        AND 0F0h
+        XOR H
+        RRCA
+        RRCA
+        RRCA
+        RRCA
+        BIT 7,H
+        JR Z,rn_sq_pos
+        NEG                             ; w = |xs|
+        JR Z,rn_sq_big                  ; xs = -256
+rn_sq_pos:
+        LD L,A
+        LD H,{page}
+        LD E,(HL)
+        INC H
+        INC H
+        LD D,(HL)                       ; g(w)
+        DEC HL
+        LD A,(HL)
+        DEC H
+        DEC H
+        LD L,(HL)
+        LD H,A                          ; g(w - 1)
+        ADD HL,DE
+        EX DE,HL                        ; w^2 = g(w) + g(w - 1)
+rn_sq_add:
+        ADD IX,DE
+        JR NC,rn_sq_next
+        EXX
+        INC BC
+        EXX
+rn_sq_next:
+        DJNZ rn_sq
+        LD SP,(rn_sp)
+        PUSH IX
+        POP HL
+        EXX
+        PUSH BC
+        EXX
+        POP DE                          ; DE:HL = the sum
+        LD A,(rn_par+7)                 ; the mean: a shift, or a division
         CP 255
         JR Z,rn_divide
         OR A
@@ -154,287 +140,305 @@ rn_halve:
         DEC A
         JR NZ,rn_halve
         JR rn_mean
-rn_divide:
+rn_sq_big:                              ; xs^2 by m_mul16u (|xs| <= 2048), on the real stack
+        LD (rn_sp2),SP
+        LD SP,(rn_sp)
+        PUSH BC
+        SRA H
+        RR L
+        SRA H
+        RR L
+        SRA H
+        RR L
+        SRA H
+        RR L
+        BIT 7,H
+        JR Z,rn_sqb_pos
+        XOR A
+        SUB L
+        LD L,A
+        SBC A,A
+        SUB H
+        LD H,A
+rn_sqb_pos:
+        LD B,H
+        LD C,L
+        ADD HL,HL
+        ADD HL,HL
+        ADD HL,HL
+        ADD HL,HL
+        EX DE,HL
+        LD HL,0
+        CALL m_mul16u_s4                ; DE:HL = xs^2
+        PUSH DE
+        EXX
+        POP HL
+        ADD HL,BC
+        LD B,H
+        LD C,L
+        EXX
+        EX DE,HL
+        POP BC
+        LD SP,(rn_sp2)
+        JR rn_sq_add
+rn_divide:                              ; DE:HL // n, a word at a time
+        PUSH HL
+        EX DE,HL
+        LD DE,0
         LD A,(rn_par+6)
         LD C,A
         LD B,0
-        CALL m_div32
-rn_mean:                                ; E:HL = m (below 2^24), at least 1
+        CALL m_div16q
+        EX (SP),HL
+        CALL m_div16q
+        POP DE
+rn_mean:                                ; E:HL = m (below 2^23), at least 1
         LD A,H
         OR L
         OR E
         JR NZ,rn_m_ok
         INC L
 rn_m_ok:
-        LD C,E                          ; the root, two bits of m at a time: C:HL = m
-        LD DE,0                         ; DE = root, H'L' = remainder
-        EXX
-        LD HL,0
-        EXX
-        LD B,12
-rn_sqrt:
-        ADD HL,HL
-        RL C
-        EXX
-        ADC HL,HL
-        EXX
-        ADD HL,HL
-        RL C
-        EXX
-        ADC HL,HL
-        EXX
-        EX DE,HL
-        ADD HL,HL
-        PUSH HL
-        ADD HL,HL
-        INC HL                          ; trial = 4 * root + 1
-        PUSH HL
-        EXX
-        POP DE
-        OR A
-        SBC HL,DE
-        JR NC,rn_sqrt_one
-        ADD HL,DE
-        EXX
-        POP HL
-        JR rn_sqrt_next
-rn_sqrt_one:
-        EXX
-        POP HL
-        INC HL
-rn_sqrt_next:
-        EX DE,HL
-        DJNZ rn_sqrt
-        EX DE,HL                        ; HL = r (>= 1)
-        LD DE,17
-        OR A
-        SBC HL,DE
-        ADD HL,DE
-        LD DE,32767
-        JR C,rn_have_inv
-        LD B,H
-        LD C,L
-        LD DE,8
-        LD HL,0
-        CALL m_div16q                   ; 2^19 // r
-        EX DE,HL
-rn_have_inv:                            ; DE = inv = 256*ia + ib: into the element code
-        LD A,D
-        ADD A,128
-        LD L,A
-        LD A,{GTAB} >> 8
-        ADC A,0
-        LD H,A
-        LD (rn_l1+1),HL                 ; GTAB + ia + 128
-        LD (rn_l3+1),HL
-        LD L,E
-        LD H,{GTAB} >> 8
-        LD (rn_l2+1),HL                 ; GTAB + ib = GTAB + ib' + 128
-        LD (rn_l4+1),HL
-        PUSH DE
-        LD A,D
-        ADD A,128
-        LD C,A
-        LD B,0
-{_lookup(GTAB + "+128")}        PUSH HL                         ; g(ia)
-        XOR A
-        SUB L
-        LD L,A
-        SBC A,A
-        SUB H
-        LD H,A
-        LD (rn_kc1+1),HL                ; -g(ia)
-        POP BC
-        POP DE
-        PUSH DE
-        LD H,D                          ; 128*ia - g(ia)
-        LD L,0
-        SRL H
-        RR L
-        OR A
-        SBC HL,BC
-        LD (rn_ka+1),HL
-        POP DE
-        LD C,E
-        LD B,0
-{_lookup(GTAB + "+128")}        LD B,H
-        LD C,L                          ; g(ib')
-        XOR A
-        SUB L
-        LD L,A
-        SBC A,A
-        SUB H
-        LD H,A
-        LD (rn_kc2+1),HL                ; -g(ib')
+        LD (rn_m),HL                    ; the root: HL = remainder, DE = 4*root + 1
         LD A,E
-        SUB 128
-        SRA A
-        LD H,A
-        LD A,0
-        RRA
-        LD L,A                          ; 128*ib'
-        OR A
-        SBC HL,BC
-        LD (rn_kb+1),HL                 ; 128*ib' - g(ib')
-        LD HL,(rn_par)
-        LD (rn_p),HL
-        LD HL,(rn_par+2)
-        LD (rn_gp),HL
-        LD HL,(rn_par+4)
-        LD (rn_yp),HL
-        LD A,(rn_par+6)
-        LD (rn_n),A
-rn_elem:                                ; t = (x*inv) >> 15 = 2*xa*ia + (xb*ia + (xb*ib >> 8) + xa*ib) >> 7
-        LD HL,(rn_p)
-        LD E,(HL)
-        INC HL
-        LD D,(HL)
-        INC HL
-        LD (rn_p),HL
-        LD (rn_x),DE
-        LD A,D
-        XOR 128
-        LD C,A
-        LD B,0                          ; BC = xa, offset form
-{_lookup(GTAB + "+128")}        EX DE,HL                        ; DE = g(xa)
-{_lookup("0", "rn_l2")}        OR A
-        SBC HL,DE
-        PUSH HL                         ; g(xa + ib') - g(xa)
-{_lookup("0", "rn_l1")}        OR A
-        SBC HL,DE
-        PUSH HL                         ; g(xa + ia) - g(xa)
-        LD A,(rn_x)
-        LD C,A                          ; BC = xb' in offset form: xb
-{_lookup(GTAB + "+128")}        EX DE,HL                        ; DE = g(xb')
-{_lookup("0", "rn_l3")}        OR A
-        SBC HL,DE
-        PUSH HL                         ; g(xb' + ia) - g(xb')
-{_lookup("0", "rn_l4")}        OR A
-        SBC HL,DE
-rn_kb:
-        LD BC,0
-        ADD HL,BC
-        LD A,(rn_x)                     ; + 128*xb
-        SRL A
-        LD D,A
-        LD A,0
-        RRA
-        LD E,A
-        ADD HL,DE                       ; xb*ib (0..65025): its high byte
-        LD E,H
-        LD D,0
-        POP HL
-        ADD HL,DE
-rn_ka:
-        LD BC,0
-        ADD HL,BC                       ; xb*ia + (xb*ib >> 8)
-        EX DE,HL
-        POP BC
-        POP HL
-        PUSH BC
-rn_kc2:
-        LD BC,0
-        ADD HL,BC
-        LD A,(rn_x+1)                   ; + 128*xa
-        SRA A
-        LD B,A
-        LD A,0
-        RRA
-        LD C,A
-        ADD HL,BC                       ; xa*ib
-        LD A,H
-        RLA
-        SBC A,A
-        ADD HL,DE
-        ADC A,0                         ; A:HL = the sum, 17 bits
-        ADD HL,HL
-        RLA
-        LD L,H
-        LD H,A                          ; its >> 7
-        POP BC
-        EX DE,HL
-rn_kc1:
         LD HL,0
-        ADD HL,BC                       ; xa*ia
+        LD DE,1                         ; (a zero byte of m on top leaves both as they are)
+        OR A
+        JR NZ,rn_r3
+        LD A,(rn_m+1)
+        OR A
+        JR NZ,rn_r2
+        JR rn_r1
+rn_r3:
+        CALL rn_root4
+        LD A,(rn_m+1)
+rn_r2:
+        CALL rn_root4
+rn_r1:
+        LD A,(rn_m)
+        CALL rn_root4
+        SRL D
+        RR E
+        SRL D
+        RR E                            ; DE = r
+        LD HL,-17
+        ADD HL,DE
+        LD BC,32767
+        JR NC,rn_have_inv
+        LD HL,16                        ; 2^19 // r: 16 = 2^19 >> 15 < r
+        LD B,15
+rn_div:
         ADD HL,HL
-        ADD HL,DE                       ; t
-        EX DE,HL                        ; t*g: |t| * |g| by the bits of |g|, then the sign
-        LD HL,(rn_gp)
+        SBC HL,DE
+        JR NC,rn_div1
+        ADD HL,DE                       ; (sets carry)
+rn_div1:
+        CCF
+        RL C
+        RLA
+        DJNZ rn_div
+        LD B,A                          ; BC = inv
+rn_have_inv:                            ; inv's bits into the x steps' opcodes
+        LD HL,rn_m0
+        LD DE,{STEP_BYTES}
+        LD A,C
+        PUSH BC
+        LD B,8
+        CALL rn_patch
+        POP AF
+        LD B,7
+        CALL rn_patch
+        LD HL,(rn_par+8)                ; the gain shift's block
+        LD DE,rn_gent+1
+        LDI
+        LDI
+        LD A,(HL)
+        LD (rn_cpat+1),A
+        INC HL
+        LD A,(HL)
+        LD (rn_mpat+1),A
+        INC HL
+        LD DE,rn_post+1
+        LDI
+        LDI
+        LD HL,(rn_par+4)                ; y - x - 2: y's element from SP
+        LD DE,(rn_par)
+        OR A
+        SBC HL,DE
+        DEC HL
+        DEC HL
+        LD (rn_yd+1),HL
+        LD HL,(rn_par+2)                ; this set: HL = gain pointer, B = count
+        LD A,(rn_par+6)
+        LD B,A
+        LD SP,(rn_par)
+rn_elem:
         LD A,(HL)
         INC HL
-        LD (rn_gp),HL
-        LD C,A
+        EXX
+        POP DE                          ; x
+        LD C,A                          ; g
         XOR D
-        LD (rn_sign),A                  ; bit 7: the product's sign
+        LD B,A                          ; bit 7: the product's sign
+        LD HL,0
         BIT 7,D
-        JR Z,rn_tpos
+        JR Z,rn_m0
         XOR A
         SUB E
         LD E,A
         SBC A,A
         SUB D
-        LD D,A                          ; DE = |t| (up to 32768)
-rn_tpos:
+        LD D,A                          ; |x|
+        LD HL,32767                     ; rounds up
+{_x_steps()}        EX DE,HL                        ; DE = u = |t|
         LD A,C
         OR A
         JP P,rn_gpos
-        NEG                             ; A = |g| (up to 128)
+        NEG                             ; A = |g|
 rn_gpos:
         LD HL,0
-        LD C,L
-{_bits_asm()}        LD A,(rn_sign)                  ; HL:DE = t*g, 32 bits
+        BIT 7,B
+        JR Z,rn_gfl
+rn_cpat:
+        LD L,0                          ; 2^steps - 1: rounds up
+rn_gfl:
+        SRL A
+rn_gent:
+        JP 0                            ; min(sg, 8) steps before rn_r0
+{_g_steps()}rn_r0:                                  ; carry: bit sg of |g|; A's low bits: the rest
+        JR NC,rn_rm
+        ADD HL,DE
+rn_rm:
+rn_mpat:
+        AND 0
+        JR NZ,rn_more
+rn_post:
+        JP rn_done                      ; or the shift's own ending
+rn_more:                                ; += 2u * A
         EX DE,HL
-        LD H,0
-        LD L,C
-        OR A
-        JP P,rn_finj
-        XOR A                           ; negate
-        SUB E
-        LD E,A
-        LD A,0
-        SBC A,D
-        LD D,A
-        LD A,0
-        SBC A,L
+        ADD HL,HL
+        EX DE,HL
+rn_more1:
+        SRL A
+        JR NC,rn_more2
+        ADD HL,DE
+        JR C,rn_sat
+rn_more2:
+        JR Z,rn_post
+        EX DE,HL
+        ADD HL,HL
+        EX DE,HL
+        JR NC,rn_more1
+rn_sat:
+        BIT 7,B
+        JR Z,rn_satp
+        LD HL,32768
+        JR rn_store
+rn_done:                                ; HL = the magnitude
+        BIT 7,B
+        JR NZ,rn_neg
+        BIT 7,H
+        JR Z,rn_store
+rn_satp:
+        LD HL,32767
+        JR rn_store
+rn_neg:
+        XOR A
+        SUB L
         LD L,A
         SBC A,A
         SUB H
         LD H,A
-rn_finj:
-        JP 0                            ; the finisher for this rmsnorm's shift
-rn_store:                               ; y = DE
-        LD HL,(rn_yp)
+        JP M,rn_store
+        OR L
+        JR Z,rn_store
+        LD HL,32768
+        JR rn_store
+rn_nosat:                               ; sg >= 5: |result| < 4400 * 128 / 32 needs no saturation
+        BIT 7,B
+        JR Z,rn_store
+        XOR A
+        SUB L
+        LD L,A
+        SBC A,A
+        SUB H
+        LD H,A
+rn_store:
+        EX DE,HL
+rn_yd:
+        LD HL,0
+        ADD HL,SP
         LD (HL),E
         INC HL
         LD (HL),D
-        INC HL
-        LD (rn_yp),HL
-        LD HL,rn_n
-        DEC (HL)
+        EXX
+        DEC B
         JP NZ,rn_elem
+        LD SP,(rn_sp)
         RET
-rn_par: DEFS 11
-rn_sum: DEFS 4
-rn_p: DEFW 0
-rn_gp: DEFW 0
-rn_yp: DEFW 0
-rn_x: DEFW 0
-rn_n: DEFB 0
-rn_sign: DEFB 0
+rn_root4:                               ; four root steps on A's bits
+        LD B,4
+rn_root:
+        RLA
+        ADC HL,HL
+        RLA
+        ADC HL,HL
+        SBC HL,DE
+        JR C,rn_root0
+        EX DE,HL                        ; a one: 4*root + 1 -> 2*(4*root + 1) + 3
+        ADD HL,HL
+        INC HL
+        INC HL
+        INC HL
+        EX DE,HL
+        DJNZ rn_root
+        RET
+rn_root0:
+        ADD HL,DE                       ; a zero: -> 2*(4*root + 1) - 1
+        EX DE,HL
+        ADD HL,HL
+        DEC HL
+        EX DE,HL
+        DJNZ rn_root
+        RET
+rn_patch:                               ; B of A's bits, low first, into opcodes from HL
+        LD C,A
+rn_patch1:
+        SRL C
+        SBC A,A
+        AND 19h                         ; ADD HL,DE
+        LD (HL),A
+        ADD HL,DE
+        DJNZ rn_patch1
+        RET
+rn_par: DEFS {PARAM_SIZE}
+rn_sp: DEFW 0
+rn_sp2: DEFW 0
+rn_m: DEFW 0
 """
 
 
-def _bits_asm() -> str:
-    """C:HL += DE * A by A's eight bits, the top one first (C:HL starts at 0)."""
-    out = []
-    for bit in range(8):
-        if bit:
-            out.append("        ADD HL,HL\n        RL C\n")
-        out.append(f"        ADD A,A\n        JR NC,rn_b{bit}\n        ADD HL,DE\n        JR NC,rn_b{bit}\n"
-                   f"        INC C\nrn_b{bit}:\n")
-    return "".join(out)
+def _block(shift: int) -> str:
+    """The block for one gain shift: entry, rounding constant, mask, ending (and its code)."""
+    lab = matvec.finisher_label(shift, "rn")
+    steps = min(max(shift, 0), G_STEPS)
+    mask = (1 << (7 - steps)) - 1 if steps <= 7 else 0
+    ending, code = ("rn_nosat" if shift >= 5 else "rn_done"), ""
+    if shift > G_STEPS:
+        extra = min(shift - G_STEPS, 14)        # the magnitude is below 2^13 here
+        ending = f"{lab}_x"
+        code = (f"{lab}_x:\n        BIT 7,B\n        JR Z,{lab}_f\n        LD DE,{(1 << extra) - 1}\n"
+                f"        ADD HL,DE\n{lab}_f:\n        LD A,{extra}\n{lab}_l:\n        SRL H\n        RR L\n"
+                f"        DEC A\n        JR NZ,{lab}_l\n        JP rn_nosat\n")
+    elif shift < 0:
+        left = min(-shift, 16)
+        ending = f"{lab}_x"
+        code = (f"{lab}_x:\n        LD A,{left}\n{lab}_l:\n        ADD HL,HL\n        JP C,rn_sat\n"
+                f"        DEC A\n        JR NZ,{lab}_l\n        JP rn_done\n")
+    rs = f"rn_rs{steps}" if steps else "rn_r0"
+    return f"{lab}:\n        DEFW {rs}\n        DEFB {(1 << steps) - 1},{mask}\n        DEFW {ending}\n" + code
 
 
 def finishers_asm(shifts) -> str:
-    """A row finisher (ops/matvec.py) per gain shift, storing through rn_store."""
-    return "".join(matvec.finisher_asm(s, "rn", "rn_store") for s in sorted(set(shifts)))
+    """A block per gain shift (see _block), named like matvec's finishers."""
+    return "".join(_block(s) for s in sorted(set(shifts)))
