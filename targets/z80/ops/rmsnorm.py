@@ -12,7 +12,7 @@ All registers may change (IY is kept). Interrupts must be off: SP walks over x.
 The sum of squares: SP walks x (POP). For |xs| <= 255, w = |xs| comes from x's middle
 byte (a nibble swap, NEG for x < 0) and w^2 = g(w) + g(w - 1), two adjacent entries of the
 half-square table G (runtime_math.py); the others (|x| >= 4081 or so) square |xs| <= 2048
-with m_mul16u. The mean is a shift when n is a power of two, else two m_div16q. The root:
+by two 16x8 shift-and-add multiplies (rn_mul8). The mean is a shift when n is a power of two, else two m_div16q. The root:
 12 digit-by-digit steps with the remainder and 4*root + 1 in 16-bit registers, m's bytes
 fed two bits at a time (m < 2^23). 2^19 // r: 15 restoring steps (r >= 17 there, so the
 quotient fits 15 bits; below 17 inv is 32767).
@@ -34,7 +34,7 @@ from soulc.targets.z80.runtime_math import GTAB
 
 from . import matvec
 
-NEEDS = {"m_mul16u", "m_div16q"}      # shared arithmetic it calls (runtime_math.py)
+NEEDS = {"m_div16q"}      # shared arithmetic it calls (runtime_math.py)
 
 PARAM_SIZE = 10
 X_STEPS = 15            # right-shift steps over inv's bits
@@ -140,7 +140,7 @@ rn_halve:
         DEC A
         JR NZ,rn_halve
         JR rn_mean
-rn_sq_big:                              ; xs^2 by m_mul16u (|xs| <= 2048), on the real stack
+rn_sq_big:                              ; xs^2 (|xs| <= 2048) on the real stack
         LD (rn_sp2),SP
         LD SP,(rn_sp)
         PUSH BC
@@ -160,19 +160,25 @@ rn_sq_big:                              ; xs^2 by m_mul16u (|xs| <= 2048), on th
         SBC A,A
         SUB H
         LD H,A
-rn_sqb_pos:
-        LD B,H
-        LD C,L
-        ADD HL,HL
-        ADD HL,HL
-        ADD HL,HL
-        ADD HL,HL
+rn_sqb_pos:                             ; HL = w = |xs| = 256*wh + wl
         EX DE,HL
-        LD HL,0
-        CALL m_mul16u_s4                ; DE:HL = xs^2
-        PUSH DE
+        LD A,D
+        CALL rn_mul8                    ; HL = w * wh (below 2^15)
+        PUSH HL
+        LD A,E
+        CALL rn_mul8                    ; A:HL = w * wl
+        POP DE
+        LD C,A                          ; + 256 * w * wh
+        LD A,H
+        ADD A,E
+        LD H,A
+        LD A,C
+        ADC A,D
+        LD E,A
+        PUSH DE                         ; E:HL = w^2: the high word into B'C'
         EXX
         POP HL
+        LD H,0
         ADD HL,BC
         LD B,H
         LD C,L
@@ -400,6 +406,18 @@ rn_root0:
         DEC HL
         EX DE,HL
         DJNZ rn_root
+        RET
+rn_mul8:                                ; A:HL = DE * A
+        LD HL,0
+        LD B,8
+rn_mul8l:
+        ADD HL,HL
+        RLA
+        JR NC,rn_mul8s
+        ADD HL,DE
+        ADC A,0
+rn_mul8s:
+        DJNZ rn_mul8l
         RET
 rn_patch:                               ; B of A's bits, low first, into opcodes from HL
         LD C,A
