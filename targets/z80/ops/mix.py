@@ -6,35 +6,38 @@ over positions j = 0..STEP_POS; w is u8 [heads, context], v the int16 state [con
         DEFB heads, per_head
         DEFW row_bytes, context
 
-Each product w*|v| is an eight-step shift-and-add on the weight's bits (the weight is the
-short operand), skipped when w is 0, and added to or subtracted from a 32-bit sum kept in
-the alternate registers (H'L' low word, D'E' high word); v's sign rides in the carry of F'. The quotient always fits: |sum w*v|
-<= 32768 * sum w. A negative sum n is divided as -1 - (-n - 1) // s, which floors; both
-dividends are below 65536 * s, so the 16-step divide does. All registers may change.
+The weights are the short operand, and a head's dims share them, so the products go bit by bit
+of the weights with whole value rows added at once (Horner over the bit levels, highest first):
+for each level, the accumulators of up to 8 dims (a chunk of the head) are doubled, then every
+position whose weight has a digit at that level adds (or subtracts) its row of values, read with
+POP (SP points into the value cache; interrupts are off). Each weight is recoded so that it has
+few digits: w <= 128 is its bits, w >= 129 is 256 - m (m = 256 - w <= 127: a +1 at level 8 and
+-1 at m's bits), e.g. 255 = 256 - 1 costs two row adds, not eight. The code sits in the weight
+byte itself for the head's duration, e = w or e = 128 + m = (128 - w) mod 256 (its own inverse,
+so the same pass puts the weights back): level 8 takes e >= 129, level 7 e = 128, lower levels
+bit b of e, negative when e >= 128; the scan's test is patched per level.
+
+An accumulator is 16 bits, signed, with its wraps counted: a signed overflow in an add or a
+doubling at level b adds +-2^b to the dim's 16-bit count K, so the sum is sext(acc) + 65536*K.
+|sum| <= 32768 * wsum, so s' = sum + 32768 * wsum lies in 0 .. 65536 * wsum - 1: one unsigned
+16-step divide (m_div16q) gives floor(s' / wsum) = out + 32768, which fits 16 bits (no saturation
+needed). All registers may change.
 """
 from __future__ import annotations
 
-NEEDS = {"m_div16q", "m_neg32"}      # shared arithmetic it calls (runtime_math.py)
+NEEDS = {"m_div16q"}      # shared arithmetic it calls (runtime_math.py)
 
 
 def call_asm(weights: str, values: str, out: str, heads: int, per_head: int, row_bytes: int,
              context: int) -> str:
+    if not 1 <= per_head <= 255 or not 1 <= heads <= 255:
+        raise ValueError(f"mix of {heads} heads of {per_head}: the Z80 routine takes 1..255 of each")
     return (f"        CALL op_mix\n        DEFW {weights},{values},{out}\n"
             f"        DEFB {heads},{per_head}\n        DEFW {row_bytes},{context}\n")
 
 
-def _product_steps() -> str:
-    """C:HL = DE * A (unsigned, 24 bits), MSB first; the first step just loads."""
-    steps = ["        LD HL,0\n        LD C,L\n        ADD A,A\n        JR NC,mx_b7\n"
-             "        LD H,D\n        LD L,E\nmx_b7:\n"]
-    for bit in range(6, -1, -1):
-        steps.append(f"        ADD HL,HL\n        RL C\n        ADD A,A\n        JR NC,mx_b{bit}\n"
-                     f"        ADD HL,DE\n        JR NC,mx_b{bit}\n        INC C\nmx_b{bit}:\n")
-    return "".join(steps)
-
-
 def routine_asm() -> str:
-    return f"""
+    return """
 ; ---- mix (targets/z80/ops/mix.py) ----
 op_mix:
         POP HL
@@ -45,7 +48,7 @@ op_mix:
         LD A,(mx_par+6)
         LD (mx_h),A
         LD HL,(mx_par+2)
-        LD (mx_vh),HL                   ; this head's slice of value row 0
+        LD (mx_vc),HL                   ; this head's slice of value row 0
 mx_head:
         LD HL,(mx_par)                  ; wsum = max(1, sum of this head's weights)
         LD A,(STEP_POS)
@@ -67,133 +70,253 @@ mx_wsum_nc:
         INC E
 mx_wsum_ok:
         LD (mx_ws),DE
-        LD HL,(mx_vh)
-        LD (mx_vd),HL
+        LD HL,0                         ; 32768 * wsum: (wsum & 1) << 15 low, wsum >> 1 high
+        SRL D
+        RR E
+        RR H
+        LD (mx_cl),HL
+        LD (mx_ch),DE
+        CALL mx_flip                    ; the weights to their codes
         LD A,(mx_par+7)
+        LD (mx_rem),A
+mx_chunk:
+        CP 9
+        JR C,mx_n_ok
+        LD A,8
+mx_n_ok:
+        LD (mx_n),A
+        EXX
+        LD C,A                          ; C' = dims in this chunk
+        EXX
+        LD HL,mx_acc                    ; accumulators and wrap counts to 0
+        LD B,32
+        XOR A
+mx_clear:
+        LD (HL),A
+        INC HL
+        DJNZ mx_clear
+        LD HL,256                       ; level 8: e >= 129, always +
+        LD (mx_pw),HL
+        LD HL,0x81FE                    ; CP 129
+        LD (mx_tst),HL
+        LD A,0x30                       ; JR NC
+        LD (mx_jr),A
+        XOR A
+        LD (mx_sgn+1),A
+        CALL mx_scan
+        LD HL,128                       ; level 7: e = 128 (w = 128), +
+        LD (mx_pw),HL
+        CALL mx_dbl
+        LD HL,0x80FE                    ; CP 128
+        LD (mx_tst),HL
+        LD A,0x28                       ; JR Z
+        LD (mx_jr),A
+        CALL mx_scan
+        LD A,0x20                       ; levels 6..0: bit b of e, - when e >= 128
+        LD (mx_jr),A
+        LD A,0x80
+        LD (mx_sgn+1),A
+        LD A,0xE6                       ; AND n
+        LD (mx_tst),A
+        LD A,64
+mx_level:
+        LD (mx_tst+1),A
+        LD L,A
+        LD H,0
+        LD (mx_pw),HL
+        CALL mx_dbl
+        CALL mx_scan
+        LD A,(mx_tst+1)
+        SRL A
+        JR NZ,mx_level
+        LD IX,mx_acc                    ; out = floor((sext(acc) + 65536*K + 32768*wsum) / wsum) - 32768
+        LD A,(mx_n)
         LD (mx_d),A
-mx_dim:
-        EXX
-        LD HL,0
-        LD D,H
-        LD E,L                          ; the sum, in H'L' (low) and D'E' (high)
-        EXX
-        LD IX,(mx_vd)
-        LD IY,(mx_par)
-        LD A,(STEP_POS)
-        INC A
-        LD (mx_j),A
-mx_pos:
-        LD A,(IY+0)                     ; w
-        INC IY
-        OR A
-        JP Z,mx_skip
-        LD E,(IX+0)
-        LD D,(IX+1)
-        EX AF,AF'
-        LD A,D
-        ADD A,A                         ; carry' = the sign of v, kept in F'
-        JR NC,mx_plus
-        XOR A                           ; DE = |v|
-        SUB E
-        LD E,A
-        SBC A,A
-        SUB D
-        LD D,A
-        SCF
-mx_plus:
-        EX AF,AF'
-{_product_steps()}        PUSH HL                         ; the product C:HL joins the sum
-        LD A,C
-        EXX
-        POP BC
-        EX AF,AF'
-        JR C,mx_sub                     ; (carry' set: v was negative)
-        EX AF,AF'
+mx_fin:
+        LD L,(IX+0)
+        LD H,(IX+1)
+        LD E,(IX+16)
+        LD D,(IX+17)
+        BIT 7,H
+        JR Z,mx_fin_p
+        DEC DE
+mx_fin_p:
+        LD BC,(mx_cl)
         ADD HL,BC
-        LD C,A
-        LD B,0
         EX DE,HL
+        LD BC,(mx_ch)
         ADC HL,BC
         EX DE,HL
-        EXX
-        JR mx_skip
-mx_sub:
-        EX AF,AF'
-        OR A
-        SBC HL,BC
-        LD C,A
-        LD B,0
-        EX DE,HL
-        SBC HL,BC
-        EX DE,HL
-        EXX
-mx_skip:
-        LD BC,(mx_par+8)
-        ADD IX,BC
-        LD HL,mx_j
-        DEC (HL)
-        JP NZ,mx_pos
-        EXX                             ; the sum to DE:HL
-        PUSH DE
-        PUSH HL
-        EXX
-        POP HL
-        POP DE
         LD BC,(mx_ws)
-        BIT 7,D
-        JR NZ,mx_negative
         CALL m_div16q
-        JR mx_store
-mx_negative:
-        CALL m_neg32                    ; -n - 1 = ~n
-        LD A,L
-        OR H
-        JR NZ,mx_nb
-        DEC DE
-mx_nb:
-        DEC HL
-        CALL m_div16q
-        LD A,L                          ; -1 - q = ~q
-        CPL
-        LD L,A
         LD A,H
-        CPL
-        LD H,A
-mx_store:
-        EX DE,HL
+        XOR 0x80
+        LD D,A
+        LD E,L
         LD HL,(mx_par+4)
         LD (HL),E
         INC HL
         LD (HL),D
         INC HL
         LD (mx_par+4),HL
-        LD HL,(mx_vd)
-        INC HL
-        INC HL
-        LD (mx_vd),HL
+        INC IX
+        INC IX
         LD HL,mx_d
         DEC (HL)
-        JP NZ,mx_dim
+        JR NZ,mx_fin
+        LD A,(mx_n)                     ; the next chunk of dims
+        LD B,A
+        ADD A,A
+        LD E,A
+        LD D,0
+        LD HL,(mx_vc)
+        ADD HL,DE
+        LD (mx_vc),HL
+        LD HL,mx_rem
+        LD A,(HL)
+        SUB B
+        LD (HL),A
+        JP NZ,mx_chunk
+        CALL mx_flip                    ; the weights back
         LD HL,(mx_par)                  ; next head: weights row += context
         LD DE,(mx_par+10)
         ADD HL,DE
         LD (mx_par),HL
-        LD A,(mx_par+7)
-        ADD A,A
-        LD E,A
-        LD D,0
-        LD HL,(mx_vh)
-        ADD HL,DE
-        LD (mx_vh),HL
         LD HL,mx_h
         DEC (HL)
         JP NZ,mx_head
         RET
+mx_flip:                                ; e = (128 - w) mod 256 for w >= 129, both ways
+        LD HL,(mx_par)
+        LD A,(STEP_POS)
+        INC A
+        LD B,A
+mx_flip_l:
+        LD A,(HL)
+        CP 129
+        JR C,mx_flip_n
+        LD C,A
+        LD A,128
+        SUB C
+        LD (HL),A
+mx_flip_n:
+        INC HL
+        DJNZ mx_flip_l
+        RET
+mx_dbl:                                 ; every accumulator doubled
+        LD IY,mx_dbl_c
+        LD HL,mx_acc
+        LD A,(mx_n)
+        LD B,A
+mx_dbl_l:
+        LD A,(HL)
+        ADD A,A
+        LD (HL),A
+        INC HL
+        LD A,(HL)
+        ADC A,A
+        LD (HL),A
+        INC HL
+        JP PE,mx_ovf
+mx_dbl_c:
+        DJNZ mx_dbl_l
+        RET
+mx_scan:                                ; each position with a digit at this level adds its row
+        LD (mx_sp),SP
+        LD HL,(mx_par)
+        LD IX,(mx_vc)
+        LD DE,(mx_par+8)
+        LD A,(STEP_POS)
+        INC A
+        LD B,A
+mx_sl:
+        LD A,(HL)
+mx_tst: AND 0                           ; patched: AND bit / CP 128 / CP 129
+mx_jr:  JR NZ,mx_hit                    ; patched: JR NZ / JR Z / JR NC
+mx_sn:
+        INC HL
+        ADD IX,DE
+        DJNZ mx_sl
+        LD SP,(mx_sp)
+        RET
+mx_hit:
+        LD A,(HL)
+mx_sgn: AND 0                           ; patched: 128 where e >= 128 means a minus digit
+        LD SP,IX
+        EXX
+        LD HL,mx_acc
+        LD B,C
+        JR NZ,mx_minus
+mx_al:
+        POP DE
+        LD A,(HL)
+        ADD A,E
+        LD (HL),A
+        INC HL
+        LD A,(HL)
+        ADC A,D
+        LD (HL),A
+        INC HL
+        JP PE,mx_ova
+mx_ac:
+        DJNZ mx_al
+        EXX
+        JP mx_sn
+mx_minus:
+        POP DE
+        LD A,(HL)
+        SUB E
+        LD (HL),A
+        INC HL
+        LD A,(HL)
+        SBC A,D
+        LD (HL),A
+        INC HL
+        JP PE,mx_ovs
+mx_mc:
+        DJNZ mx_minus
+        EXX
+        JP mx_sn
+mx_ova:
+        LD IY,mx_ac
+        JR mx_ovf
+mx_ovs:
+        LD IY,mx_mc
+mx_ovf:                                 ; the accumulator before HL wrapped: K += or -= 2^level
+        LD DE,14
+        ADD HL,DE
+        LD DE,(mx_pw)
+        RLA                             ; the wrapped result's sign: negative = it went up
+        JR C,mx_ov_up
+        LD A,(HL)
+        SUB E
+        LD (HL),A
+        INC HL
+        LD A,(HL)
+        SBC A,D
+        JR mx_ov_done
+mx_ov_up:
+        LD A,(HL)
+        ADD A,E
+        LD (HL),A
+        INC HL
+        LD A,(HL)
+        ADC A,D
+mx_ov_done:
+        LD (HL),A
+        LD DE,-15
+        ADD HL,DE
+        JP (IY)
 mx_par: DEFS 12
 mx_h: DEFB 0
-mx_j: DEFB 0
 mx_d: DEFB 0
+mx_n: DEFB 0
+mx_rem: DEFB 0
 mx_ws: DEFW 0
-mx_vh: DEFW 0
-mx_vd: DEFW 0
+mx_cl: DEFW 0
+mx_ch: DEFW 0
+mx_pw: DEFW 0
+mx_vc: DEFW 0
+mx_sp: DEFW 0
+mx_acc: DEFS 32                         ; 8 accumulators, then their 8 wrap counts
 """

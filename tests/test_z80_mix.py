@@ -1,0 +1,128 @@
+"""The Z80 mix routine (targets/z80/ops/mix.py) against the interpreter's mix: random and corner
+inputs, the head shapes the codegen gives (per_head = width // heads, chunks of 8 dims and
+the remainders), every weight code (w <= 128 bits, w >= 129 as 256 - m, w = 128), the
+accumulators' wraps, and the weights left as they were."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soulc.ir import interpreter as ref
+from soulc.targets.z80.ops import mix
+from soulc.targets.z80.runtime_math import gtable_asm, math_asm
+
+from z80_harness import Machine
+
+CELLS = "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\n"
+W, V, OUT = 0xA000, 0xA800, 0xF000
+CODE = 0x8000
+
+
+def build(heads, per_head, context):
+    width = heads * per_head
+    m = Machine()
+    driver = mix.call_asm(f"0x{W:04X}", f"0x{V:04X}", f"0x{OUT:04X}", heads, per_head, 2 * width, context)
+    symbols = m.assemble_at("driver:\n" + driver + "        RET\n" + CELLS + mix.routine_asm() + math_asm()
+                            + gtable_asm(), CODE)
+    assert symbols["soul_gtab"] + 1024 <= W
+    assert V + 2 * width * context <= OUT
+    return m, symbols
+
+
+def run(m, symbols, w, v, pos):
+    heads, context = w.shape
+    m.load(W, w.astype(np.uint8).tobytes())
+    m.put_i16(V, v.reshape(-1))
+    m.memory[symbols["STEP_POS"]] = pos
+    t = m.call(symbols["driver"])
+    width = v.shape[1]
+    got = m.i16(OUT, width)
+    np.testing.assert_array_equal(got, ref.mix(w[:, :pos + 1], v[:pos + 1], heads))
+    np.testing.assert_array_equal(m.u8(W, heads * context).reshape(heads, context), w)   # weights restored
+    return t
+
+
+def corner_values(rng, context, width):
+    values = rng.integers(-32768, 32768, (context, width))
+    picks = rng.random((context, width)) < 0.3
+    values[picks] = rng.choice([-32768, 32767, 0, -1, 1, -32767, 32766], picks.sum())
+    return values
+
+
+def weight_cases(rng, heads, context):
+    every = np.arange(256)
+    cases = [rng.integers(0, 256, (heads, context)),
+             np.zeros((heads, context), np.int64),                 # wsum 0 -> 1
+             np.full((heads, context), 255),
+             np.full((heads, context), 128),
+             np.full((heads, context), 129),
+             rng.choice([0, 1, 127, 128, 129, 254, 255], (heads, context)),
+             np.resize(every, (heads, context)),
+             np.resize(every[::-1], (heads, context))]
+    single = np.zeros((heads, context), np.int64)
+    single[:, 0] = rng.integers(1, 256, heads)
+    single[-1, -1] = 77
+    cases.append(single)
+    return cases
+
+
+@pytest.mark.parametrize("heads,per_head", [(4, 8), (2, 16), (2, 5), (1, 1), (3, 12), (1, 24), (8, 2)])
+def test_mix_random_and_corners(heads, per_head):
+    context = 20
+    width = heads * per_head
+    m, symbols = build(heads, per_head, context)
+    rng = np.random.default_rng(heads * 100 + per_head)
+    value_sets = [corner_values(rng, context, width), np.full((context, width), -32768),
+                  np.full((context, width), 32767), np.zeros((context, width), np.int64),
+                  np.full((context, width), -1),
+                  rng.integers(-1300, 1300, (context, width))]
+    alternating = np.full((context, width), 32767)
+    alternating[1::2] = -32768
+    value_sets.append(alternating)
+    for w in weight_cases(rng, heads, context):
+        for v in value_sets:
+            for pos in (0, 1, 7, context - 1):
+                run(m, symbols, w, v, pos)
+
+
+def test_mix_floors_negative_sums():
+    heads, per_head, context = 1, 8, 20
+    m, symbols = build(heads, per_head, context)
+    w = np.zeros((1, context), np.int64)
+    w[0, :3] = [3, 5, 1]
+    v = np.zeros((context, per_head), np.int64)
+    v[:3] = [[-1] * 8, [-2] * 8, [-7] * 8]
+    v[:3, 1] = [1, -1, 0]
+    run(m, symbols, w, v, 2)
+
+
+def test_mix_long_context_and_big_sums():
+    """wsum above 32767 (the 17-bit remainder case of the divide) and many accumulator wraps."""
+    heads, per_head, context = 2, 8, 200
+    m, symbols = build(heads, per_head, context)
+    rng = np.random.default_rng(9)
+    width = heads * per_head
+    for w in (np.full((heads, context), 255), rng.integers(0, 256, (heads, context)),
+              np.full((heads, context), 129)):
+        for v in (np.full((context, width), 32767), np.full((context, width), -32768),
+                  corner_values(rng, context, width)):
+            for pos in (0, 150, context - 1):
+                run(m, symbols, w, v, pos)
+
+
+def test_mix_speed_seed_shape():
+    """The seed's shape (4 heads of 8, 20 positions) on softmax-like weights: T-states per
+    multiply-accumulate, all in (divides included; the old shift-and-add routine took about 800)."""
+    heads, per_head, context = 4, 8, 20
+    m, symbols = build(heads, per_head, context)
+    rng = np.random.default_rng(5)
+    table = np.array([255, 240, 225, 211, 199, 187, 175, 165, 155, 145, 136, 128, 120, 113, 106, 100, 94,
+                      88, 83, 78, 73, 69, 64, 61, 57, 53, 50, 47, 44, 42, 39, 37, 35, 32, 30, 29, 27, 25,
+                      24, 22, 21, 20, 18, 17, 16, 15, 14, 14, 13, 12, 11, 11, 10, 9, 9, 8, 8, 7, 7, 6, 6,
+                      6, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 2] + [1] * 45 + [0])
+    w = table[np.minimum(len(table) - 1, rng.integers(0, 100, (heads, context)))]
+    w[:, 3] = 255
+    v = rng.integers(-1300, 1300, (context, heads * per_head))
+    t = run(m, symbols, w, v, context - 1)
+    per_mac = t / (heads * per_head * context)
+    assert per_mac < 500, per_mac
