@@ -24,6 +24,7 @@ from soulc.ir.printer import print_op
 from soulc.ir.program import Program
 from soulc.passes.pipeline import HOST_PASSES, run_pipeline
 from soulc.targets.z80.chatloop import MAX_LINE
+from soulc.targets.z80.codegen import pruned_matvecs
 from soulc.targets.zx.session import ChatSession, ProtocolError, SpectrumTimeout
 from soulc.targets.zx.tap import code_blocks
 
@@ -225,6 +226,18 @@ def _read_value(memory, address: int, dtype: str, shape: tuple[int, ...]) -> np.
     return np.frombuffer(raw, kind).astype(np.int64).reshape(shape)
 
 
+def _unprune(got: np.ndarray, want: np.ndarray, lo: int, hi: int) -> np.ndarray:
+    """A pruned matvec's y as the interpreter's where the Z80 rightly skipped: rows outside
+    the argmax range are not computed, and a row left at -32768 is right when an earlier row
+    of the range is at least as large (it could not have won)."""
+    got = got.copy()
+    got[:lo], got[hi:] = want[:lo], want[hi:]
+    for r in range(lo + 1, hi):
+        if got[r] == -32768 and want[r] <= want[lo:r].max():
+            got[r] = want[r]
+    return got
+
+
 def localise(zx: ZX48Program, tokens: list[int]) -> OpDifference | None:
     """The first op whose result on the Z80 differs from the interpreter's, running `step` over
     `tokens` position by position. Every op runs at every position (STEP_OUTPUT = 1): the ops
@@ -238,6 +251,7 @@ def localise(zx: ZX48Program, tokens: list[int]) -> OpDifference | None:
     memory[zx.origin:zx.origin + len(zx.code)] = zx.code
     registers = simulator.registers
     interpreter = Interpreter(program)
+    pruned = pruned_matvecs(program)
     for position, token in enumerate(tokens[: program.settings.context]):
         memory[symbols["STEP_TOKEN"]] = token
         memory[symbols["STEP_POS"]] = position
@@ -259,6 +273,8 @@ def localise(zx: ZX48Program, tokens: list[int]) -> OpDifference | None:
                 want = np.asarray(env[op.result])
                 if op.opcode in ("scores", "softmax_lut"):
                     got, want = got[:, : position + 1], want[:, : position + 1]
+                if op.result in pruned:
+                    got = _unprune(got, want, *program.settings.argmax)
             if not np.array_equal(got, want):
                 inputs = {a: env[a[1:]] for a in op.args if a.startswith("%")}
                 notes = []

@@ -4,6 +4,7 @@ of the tables' entries, where the exact fallback takes over."""
 import numpy as np
 import pytest
 
+from soulc.ir import interpreter as ref
 from soulc.targets.z80.ops import matvec
 
 from test_z80_matvec import run_matvec
@@ -78,3 +79,88 @@ def test_bias_past_24_bits_takes_the_32_bit_way():
     for shift in (0, 8, 9):
         got, want, _ = run_matvec(weight, x, bias, shift)
         np.testing.assert_array_equal(got, want)
+
+
+def run_pruned(weight, x, shift, then=None):
+    """y of one op_matvec call marked as read only by an argmax, then (optionally) y of an
+    ordinary call on `then` = (weight, x, shift) through the same row code."""
+    from test_z80_matvec import W, X, Y, machine_with, matvec_routines
+    rows, cols = weight.shape
+    driver = (f"W EQU 0x{W:04X}\nX EQU 0x{X:04X}\nY EQU 0x{Y:04X}\n"
+              + matvec.call_asm("W", "X", "Y", rows, cols, shift, False, prune=True))
+    shifts = [shift]
+    if then is not None:
+        w2, x2, s2 = then
+        stream = len(matvec.encode_weights(weight, None))
+        driver += matvec.call_asm(f"0x{W + stream:04X}", "X+64", "Y+512", w2.shape[0], w2.shape[1], s2, False)
+        shifts.append(s2)
+    m, symbols = machine_with(driver, matvec_routines(shifts, [(rows, cols)]))
+    blob = matvec.encode_weights(weight, None)
+    m.load(W, blob)
+    m.put_i16(X, x)
+    if then is not None:
+        m.load(W + len(blob), matvec.encode_weights(w2, None))
+        m.put_i16(X + 64, x2)
+    m.call(symbols["driver"])
+    return m.i16(Y, rows), (m.i16(Y + 512, then[0].shape[0]) if then is not None else None)
+
+
+def check_pruned(weight, x, shift):
+    got, _ = run_pruned(weight, x, shift)
+    want = ref.matvec(weight.astype(np.int64), x, None, shift)
+    kept = got != -32768
+    np.testing.assert_array_equal(got[kept], want[kept])               # a row either finishes exactly
+    assert int(np.argmax(got)) == int(np.argmax(want))                 # or could not have won
+    return int((~kept).sum())
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pruned_rows_keep_the_argmax(seed):
+    rng = np.random.default_rng(seed)
+    rows, cols = (128, 32) if seed % 2 == 0 else (40, 27)
+    weight = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
+    weight[rows // 2] = np.clip(weight[rows // 2].astype(int) + 60, -128, 127)       # a clear winner
+    pruned = 0
+    for shift in (0, 3, 6, 8):
+        for x in (rng.integers(-1500, 1500, cols), rng.integers(0, 1800, cols), extremes_small(rng, cols)):
+            pruned += check_pruned(weight, x, shift)
+    assert pruned > 0                                                  # the bound does stop rows
+
+
+def extremes_small(rng, n):
+    return rng.choice([-1792, 1791, 0, -1, 1, 1000, -1000], n)
+
+
+def test_pruned_ties_go_to_the_lowest_row():
+    rng = np.random.default_rng(9)
+    weight = rng.integers(-50, 50, (64, 32)).astype(np.int8)
+    weight[10] = weight[40] = weight[63] = 100
+    x = rng.integers(0, 500, 32)
+    got, _ = run_pruned(weight, x, 6)
+    want = ref.matvec(weight.astype(np.int64), x, None, 6)
+    assert int(np.argmax(got)) == int(np.argmax(want)) == 10
+
+
+def test_no_pruning_past_the_sum_bound_and_code_restored():
+    """sum |x| > 58663: every row finishes; the next ordinary matvec runs unpatched code."""
+    rng = np.random.default_rng(3)
+    weight = rng.integers(-128, 128, (20, 32)).astype(np.int8)
+    x = np.array([1900] * 31 + [58664 - 31 * 1900])
+    w2 = rng.integers(-128, 128, (9, 32)).astype(np.int8)
+    x2 = rng.integers(-1000, 1000, 32)
+    got, after = run_pruned(weight, x, 5, then=(w2, x2, 7))
+    np.testing.assert_array_equal(got, ref.matvec(weight.astype(np.int64), x, None, 5))
+    np.testing.assert_array_equal(after, ref.matvec(w2.astype(np.int64), x2, None, 7))
+    x = rng.integers(-1000, 1000, 32)
+    got, after = run_pruned(weight, x, 5, then=(w2, x2, 7))
+    assert int(np.argmax(got)) == int(np.argmax(ref.matvec(weight.astype(np.int64), x, None, 5)))
+    np.testing.assert_array_equal(after, ref.matvec(w2.astype(np.int64), x2, None, 7))
+
+
+def test_prune_only_where_it_is_exact():
+    assert matvec.can_prune(32, 6, False, False)
+    assert not matvec.can_prune(64, 6, False, False)        # two chunks
+    assert not matvec.can_prune(32, 6, True, False)         # a bias
+    assert not matvec.can_prune(32, 9, False, False)        # a shift past 8
+    with pytest.raises(ValueError):
+        matvec.call_asm("W", "X", "Y", 4, 32, 6, True, prune=True)

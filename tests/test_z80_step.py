@@ -53,3 +53,18 @@ def test_profile_names_every_op(seed_step):
     costs = profile_step(machine, symbols, program)
     assert len(costs) == len(program.body)
     assert all(t > 0 for _, t in costs)
+
+
+def test_rows_outside_the_argmax_range_do_not_prune(seed, seed_program):
+    """The output matvec stops rows that cannot win, against the best so far: rows the argmax
+    never looks at (the special tokens) must not set that bar. Here they are made the largest."""
+    import numpy as np
+
+    program = kv_cache(seed_program).copy()
+    out = program.consts["out"]
+    lo, _ = program.settings.argmax
+    data = np.array(out.data, dtype=np.int8)
+    data[:lo] = 127
+    program.consts["out"] = type(out)(**{**out.__dict__, "data": data})
+    machine, symbols, _ = build_step_machine(program)
+    generate(program, machine, symbols, seed.replies[0]["prompt_ids"])

@@ -55,6 +55,23 @@ class MatvecUse:
     bias: str | None
 
 
+def pruned_matvecs(program: Program) -> set[str]:
+    """The matvecs read only by argmax whose rows may stop early (ops/matvec.py can_prune):
+    they compute just the argmax range, and a row that cannot win leaves -32768."""
+    out = set()
+    for op in program.body:
+        if op.opcode != "matvec":
+            continue
+        readers = [o.opcode for o in program.body if f"%{op.result}" in o.args]
+        weight = program.consts[op.args[0][1:]]
+        bias = program.consts[op.args[2][1:]].data if len(op.args) == 3 else None
+        shift = weight.shift + op.attrs.get("post", 0)
+        wide = not matvec.fits_24_bits(np.asarray(weight.data), bias)
+        if readers == ["argmax"] and matvec.can_prune(weight.type.shape[1], shift, bias is not None, wide):
+            out.add(op.result)
+    return out
+
+
 def matvec_uses(program: Program) -> dict[str, MatvecUse]:
     """Weight const -> how matvecs use it; one bias per weight (the stream holds it)."""
     uses: dict[str, MatvecUse] = {}
@@ -188,6 +205,11 @@ class _Routines:
             same_x = self.last_matvec == (a[1], cols)
             self.last_matvec = (a[1], cols)
             wide = not matvec.fits_24_bits(np.asarray(weight.data), bias)
+            if op.result in pruned_matvecs(p):
+                lo, hi = p.settings.argmax          # only these rows: others must not set the bar
+                start = matvec.row_offset(np.asarray(weight.data), lo)
+                return matvec.call_asm(f"{ref[0]}+{start}", ref[1], f"{out}+{2 * lo}", hi - lo, cols, shift,
+                                       False, same_x, wide, prune=True)
             return matvec.call_asm(ref[0], ref[1], out, rows, cols, shift, bias is not None, same_x, wide)
         if code == "relu":
             return relu.call_asm(ref[0], out, typ(a[0]).shape[0])

@@ -49,6 +49,10 @@ NEEDS: set[str] = set()          # shared arithmetic it calls (runtime_math.py)
 PARAM_SIZE = 15
 FLAG_BIAS = 1
 FLAG_SAME_X = 2
+FLAG_ARGMAX = 4                  # only the largest y matters: rows that cannot beat it stop early
+PRUNE_SHIFTS = range(0, 9)       # shifts the pruning handles; the shift rides in flags bits 3-7
+PRUNE_PLANE = 4                  # the row code is left at this plane, before the last four
+PRUNE_MAX_SUM = 58663            # sum |x| up to which w.x minus those planes fits 24 bits
 CHUNK_GROUPS = subsets.MAX_GROUPS
 MAX_COLS = 255
 
@@ -103,6 +107,14 @@ def encode_weights(weight: np.ndarray, bias: np.ndarray | None) -> bytes:
     return bytes(out)
 
 
+def row_offset(weight: np.ndarray, row: int) -> int:
+    """Where `row` starts in the stream of a one-chunk matrix without bias."""
+    if len(chunk_groups(weight.shape[1])) != 1:
+        raise ValueError("row offsets are kept for one-chunk matrices only")
+    g = groups(weight.shape[1])
+    return sum(1 + g * row_form(weight[r].astype(np.int64), g)[0] for r in range(row))
+
+
 def max_row_bytes(cols: int, bias: bool) -> int:
     """The most bytes one row can take in the stream: every chunk at 8 planes."""
     sizes = chunk_groups(cols)
@@ -113,12 +125,23 @@ def finisher_label(shift: int, prefix: str = "mv") -> str:
     return f"{prefix}_fin_{shift}" if shift >= 0 else f"{prefix}_fin_m{-shift}"
 
 
+def can_prune(cols: int, shift: int, bias: bool, wide: bool) -> bool:
+    """Whether a matvec whose y feeds only an argmax may skip rows that cannot win: one
+    chunk, no bias, a 24-bit finish and a small shift."""
+    return len(chunk_groups(cols)) == 1 and not bias and not wide and shift in PRUNE_SHIFTS
+
+
 def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, bias: bool,
-             same_x: bool = False, wide: bool = False) -> str:
+             same_x: bool = False, wide: bool = False, prune: bool = False) -> str:
     """same_x: the previous op_matvec call had the same x and columns; wide: w.x + b might
-    not fit 24 bits (see fits_24_bits)."""
+    not fit 24 bits (see fits_24_bits); prune: only an argmax reads y (see can_prune), so a
+    row that cannot beat the largest y so far may stop after its top planes, its y -32768."""
     chunk_groups(cols)
     flags = (FLAG_BIAS if bias else 0) | (FLAG_SAME_X if same_x else 0)
+    if prune:
+        if not can_prune(cols, shift, bias, wide):
+            raise ValueError("this matvec cannot prune its rows")
+        flags |= FLAG_ARGMAX | shift << 3
     return (f"        CALL op_matvec\n"
             f"        DEFW {weights},{x},{y},{rows}\n"
             f"        DEFB {groups(cols)},{cols},{flags}\n"
@@ -274,7 +297,7 @@ op_matvec:
         LD (mv_c),A
         CALL mv_bias_final
         CALL mv_end_fast
-        CALL mv_run
+        CALL mv_run1
         JP mv_done
 mv_fresh:
         XOR A
@@ -321,7 +344,9 @@ mv_chunk_loop:
         LD (mv_fin),A
         LD (mv_valid),A
         CALL mv_end_fast
-        JR mv_one_set
+        CALL mv_bias_final
+        CALL mv_run1
+        JR mv_chunk_next
 mv_one_of_many:
         CALL mv_mode_final
 mv_one_set:
@@ -378,6 +403,226 @@ mv_end_fast:                            ; rows of one pass end at mv_row1
         INC HL
         LD (HL),mv_row1 >> 8
         RET
+
+mv_run1:                                ; a one-pass run; with FLAG_ARGMAX, rows may stop at plane 4
+        LD A,(mv_par+10)
+        AND 4
+        JP Z,mv_run
+        LD HL,(mv_n)                    ; T = sum |x| = sum + 2N
+        LD A,(mv_n+2)
+        ADD HL,HL
+        ADC A,A
+        LD DE,(mv_sx)
+        ADD HL,DE
+        LD C,A
+        LD A,(mv_sx+2)
+        ADC A,C
+        JP NZ,mv_run
+        LD DE,58664
+        OR A
+        SBC HL,DE
+        JP NC,mv_run                    ; past it, w.x minus the rest might not fit 24 bits
+        ADD HL,DE
+        LD D,H
+        LD E,L
+        XOR A
+        ADD HL,HL
+        ADC A,A
+        ADD HL,HL
+        ADC A,A
+        ADD HL,HL
+        ADC A,A
+        ADD HL,HL
+        ADC A,A
+        OR A
+        SBC HL,DE
+        SBC A,0
+        LD (mv_c15),HL                  ; 15T: the most the last four planes add
+        LD (mv_c15+2),A
+        LD HL,32768
+        LD (mv_best),HL
+        LD H,L
+        LD (mv_theta),HL
+        LD A,128
+        LD (mv_theta+2),A               ; nothing stops before the first y
+        LD A,(mv_cg)
+        ADD A,A
+        ADD A,A
+        LD (mv_bskip),A                 ; the row's bytes after plane 3: four planes
+        LD A,(mv_par+10)
+        RRCA
+        RRCA
+        RRCA
+        AND 31
+        LD (mv_shift),A
+        LD HL,(mv_p4p)                  ; the row code jumps out at plane 4
+        PUSH HL
+        LD DE,mv_save4
+        LD BC,3
+        LDIR
+        LD (mv_bjump+1),HL
+        POP HL
+        LD (HL),195
+        INC HL
+        LD (HL),mv_bound & 255
+        INC HL
+        LD (HL),mv_bound >> 8
+        LD HL,mv_store                  ; and each y stored is weighed
+        LD DE,mv_saves
+        LD BC,3
+        LDIR
+        LD HL,mv_store
+        LD (HL),195
+        INC HL
+        LD (HL),mv_store_am & 255
+        INC HL
+        LD (HL),mv_store_am >> 8
+        CALL mv_run
+        LD HL,mv_save4
+        LD DE,(mv_p4p)
+        LD BC,3
+        LDIR
+        LD HL,mv_saves
+        LD DE,mv_store
+        LD BC,3
+        LDIR
+        RET
+
+mv_bound:                               ; at plane 4: A:IY = V, the rest adds 0..15T to 8V
+        LD (mv_bv),IY
+        LD (mv_bv+2),A
+        LD B,H
+        ADD IY,IY
+        ADC A,A
+        ADD IY,IY
+        ADC A,A
+        ADD IY,IY
+        ADC A,A
+        LD C,A
+        EXX
+        LD A,C
+        EXX
+        AND 63
+        LD L,A
+        LD H,mv_ktab >> 8
+        LD E,(HL)
+        INC L
+        LD D,(HL)
+        INC L
+        ADD IY,DE
+        LD A,C
+        ADC A,(HL)                      ; A:IY = 8V + K = w.x minus the rest
+        LD C,A
+        LD HL,mv_theta
+        LD A,IYL
+        SUB (HL)
+        INC HL
+        LD A,IYH
+        SBC A,(HL)
+        INC HL
+        LD A,C
+        SBC A,(HL)
+        JP PE,mv_bound_v
+        JP M,mv_prune                   ; below theta: even 15T more cannot beat the best
+mv_bound_keep:
+        LD IY,(mv_bv)
+        LD A,(mv_bv+2)
+        LD H,B
+        POP DE                          ; the three instructions the jump stands on
+        LD L,E
+        LD C,(HL)
+mv_bjump:
+        JP 0
+mv_bound_v:
+        JP P,mv_prune
+        JR mv_bound_keep
+mv_prune:
+        LD HL,(mv_bskip)
+        LD H,0
+        ADD HL,SP
+        LD SP,HL
+        LD DE,32768
+mv_store_am:                            ; y = DE; a larger one than the best moves theta
+        LD HL,(mv_best)
+        LD A,L
+        SUB E
+        LD A,H
+        SBC A,D
+        JP PE,mv_sam_v
+        JP M,mv_newbest
+mv_sam_store:
+        LD A,E                          ; the three instructions the jump stands on
+        EXX
+        LD (DE),A
+        JP mv_store+3
+mv_sam_v:
+        JP P,mv_newbest
+        JR mv_sam_store
+mv_newbest:                             ; theta = clamp24(((y + 1) << shift) - 15T)
+        LD (mv_best),DE
+        LD A,D
+        RLA
+        SBC A,A
+        LD C,A
+        LD B,A
+        LD H,D
+        LD L,E
+        LD A,L
+        ADD A,1
+        LD L,A
+        LD A,H
+        ADC A,0
+        LD H,A
+        LD A,C
+        ADC A,0
+        LD C,A
+        LD A,B
+        ADC A,0
+        LD B,A
+        LD A,(mv_shift)
+        OR A
+        JR Z,mv_nb_sub
+mv_nb_shift:
+        ADD HL,HL
+        RL C
+        RL B
+        DEC A
+        JR NZ,mv_nb_shift
+mv_nb_sub:
+        LD A,(mv_c15)
+        LD IYL,A
+        LD A,L
+        SUB IYL
+        LD L,A
+        LD A,(mv_c15+1)
+        LD IYL,A
+        LD A,H
+        SBC A,IYL
+        LD H,A
+        LD A,(mv_c15+2)
+        LD IYL,A
+        LD A,C
+        SBC A,IYL
+        LD C,A
+        LD A,B
+        SBC A,0                         ; B:C:H:L, 32 bits
+        LD B,A
+        LD A,C
+        RLA
+        SBC A,A
+        CP B
+        JR Z,mv_nb_put                  ; fits 24 bits
+        LD HL,65535
+        LD C,127
+        BIT 7,B
+        JR Z,mv_nb_put
+        LD HL,0
+        LD C,128
+mv_nb_put:
+        LD (mv_theta),HL
+        LD A,C
+        LD (mv_theta+2),A
+        JR mv_sam_store
 
 mv_park_batch:                          ; batch = min(rows, park rows)
         LD HL,(mv_par+6)
@@ -483,7 +728,9 @@ def _chunks_asm(row_variants) -> str:
         labels = [subsets.planes_label(row_label(g), p) for p in subsets.entry_planes(g)]
         labels += [labels[0]] * (3 - len(labels))
         return ("".join(f"        LD HL,{lab}\n        LD (mv_p{p}j+1),HL\n" for lab, p in zip(labels, (8, 7, 6)))
-                + f"        LD HL,{row_label(g)}_end+1\n        LD (mv_endp),HL\n")
+                + f"        LD HL,{row_label(g)}_end+1\n        LD (mv_endp),HL\n"
+                + f"        LD HL,{subsets.planes_label(row_label(g), subsets.PLANES)}_p{PRUNE_PLANE}\n"
+                  "        LD (mv_p4p),HL\n")
 
     pick = "".join(f"        CP {g}\n        JR NZ,mv_cs_not{g}\n{entries(g)}        RET\nmv_cs_not{g}:\n"
                    for g in variants[:-1]) + entries(variants[-1]) + "        RET\n"
@@ -968,6 +1215,15 @@ mv_sx: DEFS 4
 mv_n: DEFS 4
 mv_s16: DEFW 0
 mv_ksp: DEFW 0
+mv_p4p: DEFW 0
+mv_save4: DEFS 3
+mv_saves: DEFS 3
+mv_bv: DEFS 3
+mv_best: DEFW 0
+mv_theta: DEFS 3
+mv_c15: DEFS 3
+mv_bskip: DEFW 0
+mv_shift: DEFB 0
 mv_endp: DEFW 0
 mv_c: DEFB 0
 mv_cg: DEFB 0
