@@ -101,3 +101,30 @@ def test_a_model_too_large_for_48k_fails_with_sizes_and_writes_nothing(tmp_path)
     assert result.stderr.startswith("soulc: error: the model does not fit: its data needs ")
     assert "zx48 has" in result.stderr and "Traceback" not in result.stderr
     assert not out.exists()
+
+
+def test_the_prefix_positions_are_loaded_not_computed(seed, seed_tap, seed_program):
+    """Every prompt starts with the prefix (the seed: [SEP] at position 0), so its key and value
+    rows are the same in every chat: the tape carries them, in the caches' own layout, as the
+    interpreter computes them, and the chat loop starts at position 1."""
+    from soulc.ir.interpreter import Interpreter
+    from soulc.passes.kv_cache import kv_cache
+    from soulc.targets.z80.ops import store
+
+    tap, symbols = seed_tap
+    (origin, block), = code_blocks(tap.read_bytes())
+    program = kv_cache(seed_program)
+    prefix = program.settings.prompt_prefix
+    assert len(prefix) == 1
+    interpreter = Interpreter(program)
+    for token in prefix:
+        interpreter.feed(token)
+    for name, rows in interpreter.states.items():
+        want = rows[: len(prefix)]
+        assert want.any()
+        if name.endswith(".k.cache"):
+            want = store.key_rows(want, 4)
+        else:
+            want = want.astype("<i2").tobytes()
+        start = symbols["c_" + name.replace(".", "_")] - origin
+        assert block[start:start + len(want)] == want, name

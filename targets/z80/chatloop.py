@@ -130,8 +130,9 @@ chat_fits:
         LD (chat_len),A
         LD HL,chat_zx
         CALL chat_print_str
+        LD A,{len(s.prompt_prefix)}
+        LD (chat_pos),A                 ; the prefix's positions are in the caches already
         XOR A
-        LD (chat_pos),A
         LD (chat_replied),A
 chat_prefill:                           ; every prompt position but the last feeds the caches
         LD A,(chat_len)

@@ -55,6 +55,52 @@ class MatvecUse:
     bias: str | None
 
 
+def key_states(program: Program) -> dict[str, int]:
+    """States read only by scores ops that can run on the matvec loop -> their heads.
+    Those are written by op_storek, in the order op_scores reads (see ops/scores.py)."""
+    readers: dict[str, list[Op]] = {}
+    for op in program.body:
+        for arg in op.args:
+            if arg.startswith("@") and arg[1:] in program.states and op.opcode != "store":
+                readers.setdefault(arg[1:], []).append(op)
+    keys = {}
+    for name, ops in readers.items():
+        width = program.states[name].type.shape[1]
+        heads = {op.attrs.get("heads") for op in ops}
+        if all(op.opcode == "scores" for op in ops) and len(heads) == 1:
+            (h,) = heads
+            if scores.fast(width // h):
+                keys[name] = h
+    # one op_scores routine serves one head width
+    widths = {program.states[n].type.shape[1] // h for n, h in keys.items()}
+    if len(widths) > 1:
+        first = min(widths)
+        keys = {n: h for n, h in keys.items() if program.states[n].type.shape[1] // h == first}
+    return keys
+
+
+def prefilled_states(program: Program) -> dict[str, bytes]:
+    """Every prompt starts with the same prefix tokens, so the cache rows of those positions
+    are the same in every chat: computed here by the interpreter (the ground truth), in the
+    backend's layout, they are loaded with the program and the chat loop starts at the first
+    position after the prefix. State -> the bytes of its first len(prefix) rows."""
+    from soulc.ir.interpreter import Interpreter
+
+    prefix = list(program.settings.prompt_prefix)
+    if not prefix or not program.states:
+        return {}
+    interpreter = Interpreter(program)
+    for token in prefix:
+        interpreter.feed(token)
+    keys = key_states(program)
+    out = {}
+    for name, rows in interpreter.states.items():
+        done = np.asarray(rows[: len(prefix)])
+        out[name] = (store.key_rows(done, keys[name]) if name in keys
+                     else done.astype("<i2").tobytes())
+    return out
+
+
 def pruned_matvecs(program: Program) -> set[str]:
     """The matvecs read only by argmax whose rows may stop early (ops/matvec.py can_prune):
     they compute just the argmax range, and a row that cannot win leaves -32768."""
@@ -150,27 +196,7 @@ class _Routines:
         self.scores_per_head = 0
 
     def _key_states(self) -> dict[str, int]:
-        """States read only by scores ops that can run on the matvec loop -> their heads.
-        Those are written by op_storek, in the order op_scores reads (see ops/scores.py)."""
-        readers: dict[str, list[Op]] = {}
-        for op in self.program.body:
-            for arg in op.args:
-                if arg.startswith("@") and arg[1:] in self.program.states and op.opcode != "store":
-                    readers.setdefault(arg[1:], []).append(op)
-        keys = {}
-        for name, ops in readers.items():
-            width = self.program.states[name].type.shape[1]
-            heads = {op.attrs.get("heads") for op in ops}
-            if all(op.opcode == "scores" for op in ops) and len(heads) == 1:
-                (h,) = heads
-                if scores.fast(width // h):
-                    keys[name] = h
-        # one op_scores routine serves one head width
-        widths = {self.program.states[n].type.shape[1] // h for n, h in keys.items()}
-        if len(widths) > 1:
-            first = min(widths)
-            keys = {n: h for n, h in keys.items() if self.program.states[n].type.shape[1] // h == first}
-        return keys
+        return key_states(self.program)
 
     def call(self, op: Op) -> str:
         p, code, a = self.program, op.opcode, op.args

@@ -3,8 +3,8 @@
 Layout: the cold part (entry jump, chat loop, machine I/O) at the start of the program's
 memory, which on the Spectrum is contended; the hot part (the compiled `step` and its
 routines and tables) at the start of fast memory; then every constant at the address the
-allocate pass gave it. Values and states need no bytes in the image: their memory is
-scratch, written before it is read.
+allocate pass gave it. Values need no bytes in the image (scratch, written before it is read);
+states only their rows for the prompt prefix's positions, which the chat loop never computes.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from soulc.ir.program import Program
 
 from .assembler import Assembled, assemble
 from .chatloop import STEP_SYMBOLS, chat_loop_asm
-from .codegen import const_bytes, row_bounds, step_asm
+from .codegen import const_bytes, prefilled_states, row_bounds, step_asm
 
 
 @dataclass(frozen=True)
@@ -56,14 +56,16 @@ def row_bytes(program: Program) -> dict[str, int]:
 
 
 def data_asm(program: Program, bank: int | None = None) -> str:
-    """Every placed constant, in the backend's encoding, at its address: those in always-visible
+    """Every placed constant, in the backend's encoding, at its address, and the cache rows
+    of the prompt prefix's positions (codegen.prefilled_states): those in always-visible
     memory, or with `bank`, those in that memory bank (program.banks)."""
-    encoded = const_bytes(program)
+    encoded = {f"@{name}": data for name, data in const_bytes(program).items()}
+    encoded.update({f"@{name}": data for name, data in prefilled_states(program).items()})
     lines = []
     for name, address in sorted(program.memory.items(), key=lambda item: item[1]):
-        if not name.startswith("@") or name[1:] not in program.consts or program.banks.get(name) != bank:
+        if name not in encoded or program.banks.get(name) != bank:
             continue
-        values = np.frombuffer(encoded[name[1:]], np.uint8)
+        values = np.frombuffer(encoded[name], np.uint8)
         lines.append(f"        ORG 0x{address:04X}\n{label(name)}:")
         lines += [f"        DEFB {','.join(map(str, values[i:i + 32]))}" for i in range(0, len(values), 32)]
     return "\n".join(lines) + "\n"

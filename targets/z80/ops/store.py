@@ -22,6 +22,8 @@ STEP_POS.
 """
 from __future__ import annotations
 
+import numpy as np
+
 
 def call_asm(state: str, x: str, row_bytes: int) -> str:
     return f"        CALL op_store\n        DEFW {state},{x},{row_bytes}\n"
@@ -129,3 +131,12 @@ store_row_done:
         RET
 store_par: DEFS 8
 """
+
+
+def key_rows(keys: np.ndarray, heads: int) -> bytes:
+    """Key rows [rows, width] as op_storek writes them: per row and head, the bit planes of the
+    keys in offset form (k + 32768), planes 15..8 then 7..0, bit d of a plane byte from value d."""
+    u = (keys.astype(np.int64) + 32768).reshape(len(keys), heads, -1)
+    planes = np.arange(15, -1, -1)
+    bits = (u[:, :, None, :] >> planes[None, None, :, None]) & 1
+    return (bits << np.arange(u.shape[2])).sum(axis=3).astype(np.uint8).tobytes()
