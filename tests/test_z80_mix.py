@@ -126,3 +126,38 @@ def test_mix_speed_seed_shape():
     t = run(m, symbols, w, v, context - 1)
     per_mac = t / (heads * per_head * context)
     assert per_mac < 500, per_mac
+
+
+def test_mix_divide_edges():
+    """mx_d8 twice (the fast divide, wsum <= 32767) against floor division: divisor 1 and the
+    largest, quotients 0 and 65535, remainders 0 and divisor - 1; m_div16q beyond."""
+    m = Machine()
+    driver = """div:
+        LD A,D
+        CALL mx_d8
+        CPL
+        LD (quot+1),A
+        LD A,E
+        CALL mx_d8
+        CPL
+        LD E,A
+        LD A,(quot+1)
+        LD D,A
+        RET
+quot:   DEFW 0
+"""
+    symbols = m.assemble_at(driver + CELLS + mix.routine_asm() + math_asm(), CODE)
+    rng = np.random.default_rng(3)
+    divisors = [1, 2, 3, 255, 256, 257, 5100, 16383, 16384, 32766, 32767, 32768]
+    divisors += list(rng.integers(1, 32769, 20))
+    for b in divisors:
+        b = int(b)
+        for q in (0, 1, 2, 32767, 32768, 65534, 65535, int(rng.integers(0, 65536))):
+            for r in (0, 1, b - 1, b // 2, int(rng.integers(0, b))):
+                r = min(r, b - 1)
+                n = q * b + r
+                t = m.call(symbols["div"], {5: n & 0xFF, 4: (n >> 8) & 0xFF, 7: (n >> 16) & 0xFF,
+                                            6: (n >> 24) & 0xFF, 3: b & 0xFF, 2: b >> 8})
+                regs = m.sim.registers
+                assert (regs[4] << 8 | regs[5]) == q, (n, b)
+                assert (regs[6] << 8 | regs[7]) == r, (n, b)

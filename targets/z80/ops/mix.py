@@ -45,38 +45,20 @@ op_mix:
         LD BC,12
         LDIR
         PUSH HL
-        LD A,(mx_par+6)
-        LD (mx_h),A
-        LD HL,(mx_par+2)
-        LD (mx_vc),HL                   ; this head's slice of value row 0
 mx_head:
-        LD HL,(mx_par)                  ; wsum = max(1, sum of this head's weights)
-        LD A,(STEP_POS)
-        INC A
-        LD B,A
-        LD DE,0
-mx_wsum:
-        LD A,(HL)
-        INC HL
-        ADD A,E
-        LD E,A
-        JR NC,mx_wsum_nc
-        INC D
-mx_wsum_nc:
-        DJNZ mx_wsum
+        CALL mx_flip                    ; the weights to their codes; DE = their sum
         LD A,D
         OR E
         JR NZ,mx_wsum_ok
         INC E
 mx_wsum_ok:
-        LD (mx_ws),DE
+        LD (mx_ws+1),DE
         LD HL,0                         ; 32768 * wsum: (wsum & 1) << 15 low, wsum >> 1 high
         SRL D
         RR E
         RR H
-        LD (mx_cl),HL
-        LD (mx_ch),DE
-        CALL mx_flip                    ; the weights to their codes
+        LD (mx_cl+1),HL
+        LD (mx_ch+1),DE
         LD A,(mx_par+7)
         LD (mx_rem),A
 mx_chunk:
@@ -130,9 +112,10 @@ mx_level:
         SRL A
         JR NZ,mx_level
         LD IX,mx_acc                    ; out = floor((sext(acc) + 65536*K + 32768*wsum) / wsum) - 32768
-        LD A,(mx_n)
-        LD (mx_d),A
+        LD IY,(mx_par+4)
+        LD A,(mx_n)                     ; the count in A' through the loop
 mx_fin:
+        EX AF,AF'
         LD L,(IX+0)
         LD H,(IX+1)
         LD E,(IX+16)
@@ -141,29 +124,31 @@ mx_fin:
         JR Z,mx_fin_p
         DEC DE
 mx_fin_p:
-        LD BC,(mx_cl)
+mx_cl:  LD BC,0                         ; patched: 32768*wsum, low word
         ADD HL,BC
         EX DE,HL
-        LD BC,(mx_ch)
+mx_ch:  LD BC,0                         ; patched: high word
         ADC HL,BC
-        EX DE,HL
-        LD BC,(mx_ws)
-        CALL m_div16q
-        LD A,H
-        XOR 0x80
-        LD D,A
-        LD E,L
-        LD HL,(mx_par+4)
-        LD (HL),E
-        INC HL
-        LD (HL),D
-        INC HL
-        LD (mx_par+4),HL
+mx_ws:  LD BC,0                         ; patched: wsum
+        BIT 7,B
+        JR NZ,mx_slow
+        LD A,D                          ; the fast divide: HL = remainder, A = the next 8 dividend bits
+        CALL mx_d8
+        XOR 0x7F                        ; the quotient's bits come complemented; out = q - 32768
+        LD (IY+1),A
+        LD A,E
+        CALL mx_d8
+        CPL
+mx_put:
+        LD (IY+0),A
+        INC IY
+        INC IY
         INC IX
         INC IX
-        LD HL,mx_d
-        DEC (HL)
+        EX AF,AF'
+        DEC A
         JR NZ,mx_fin
+        LD (mx_par+4),IY
         LD A,(mx_n)                     ; the next chunk of dims
         LD B,A
         ADD A,A
@@ -182,17 +167,50 @@ mx_fin_p:
         LD DE,(mx_par+10)
         ADD HL,DE
         LD (mx_par),HL
-        LD HL,mx_h
+        LD HL,mx_par+6                  ; heads left
         DEC (HL)
         JP NZ,mx_head
         RET
-mx_flip:                                ; e = (128 - w) mod 256 for w >= 129, both ways
+mx_slow:                                ; wsum > 32767: the remainder can reach 17 bits
+        EX DE,HL
+        CALL m_div16q
+        LD A,H
+        XOR 0x80
+        LD (IY+1),A
+        LD A,L
+        JR mx_put
+mx_d8:                                  ; 8 quotient bits of (HL:A) / BC into A, complemented; HL < BC <= 32768
+        LD D,4
+mx_d8l:
+        RLA
+        ADC HL,HL
+        SBC HL,BC
+        JR NC,$+3
+        ADD HL,BC
+        RLA
+        ADC HL,HL
+        SBC HL,BC
+        JR NC,$+3
+        ADD HL,BC
+        DEC D
+        JR NZ,mx_d8l
+        RLA
+        RET
+mx_flip:                                ; e = (128 - w) mod 256 for w >= 129, both ways; DE = sum of the bytes before
         LD HL,(mx_par)
         LD A,(STEP_POS)
         INC A
         LD B,A
+        LD DE,0
 mx_flip_l:
         LD A,(HL)
+        LD C,A
+        ADD A,E
+        LD E,A
+        JR NC,mx_flip_c
+        INC D
+mx_flip_c:
+        LD A,C
         CP 129
         JR C,mx_flip_n
         LD C,A
@@ -261,7 +279,7 @@ mx_al:
 mx_ac:
         DJNZ mx_al
         EXX
-        JP mx_sn
+        JR mx_sn
 mx_minus:
         POP DE
         LD A,(HL)
@@ -276,7 +294,7 @@ mx_minus:
 mx_mc:
         DJNZ mx_minus
         EXX
-        JP mx_sn
+        JR mx_sn
 mx_ova:
         LD IY,mx_ac
         JR mx_ovf
@@ -307,16 +325,11 @@ mx_ov_done:
         LD DE,-15
         ADD HL,DE
         JP (IY)
-mx_par: DEFS 12
-mx_h: DEFB 0
-mx_d: DEFB 0
+mx_par: DEFS 12                         ; mx_vc (values) moves on to each chunk's slice of row 0
+mx_vc EQU mx_par+2
 mx_n: DEFB 0
 mx_rem: DEFB 0
-mx_ws: DEFW 0
-mx_cl: DEFW 0
-mx_ch: DEFW 0
 mx_pw: DEFW 0
-mx_vc: DEFW 0
 mx_sp: DEFW 0
 mx_acc: DEFS 32                         ; 8 accumulators, then their 8 wrap counts
 """
