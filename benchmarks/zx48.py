@@ -111,14 +111,16 @@ def chat(tap: bytes, replies: list[dict], contended: bool) -> tuple[int, int]:
 
 
 def step_profile(program, image: bytes, symbols: dict, replies: list[dict], contended: bool):
-    """Every position of every exchange through `step` on the 48K memory map: T-states per op."""
+    """Every position of every exchange that the chat loop computes (those after the prompt's
+    prefix, whose cache rows are loaded with the program) through `step` on the 48K memory
+    map: T-states per op."""
     machine = Machine.spectrum48(image, CODE_START, STEP_STACK, contended)
     per_op: Counter = Counter()
     positions = 0
     for entry in replies:
         sequence = entry["prompt_ids"] + entry["reply_ids"]
         prompt = len(entry["prompt_ids"])
-        for pos in range(prompt - 1 + len(entry["reply_ids"])):
+        for pos in range(len(program.settings.prompt_prefix), prompt - 1 + len(entry["reply_ids"])):
             output = pos >= prompt - 1
             set_step_inputs(machine, symbols, sequence[pos], pos, output)
             for name, t in profile_step(machine, symbols, program, output, reset_clock=False):
@@ -188,7 +190,7 @@ def table(m: Measure) -> str:
         rows.append(f"| {label} | " + " | ".join(cells) + " |")
 
     timing("**T-states per generated token**", b["total"], m.total, b["tokens"], m.tokens)
-    timing("T-states per position", b["total"], m.total, b["positions"], m.positions)
+    timing("T-states per computed position", b["total"], m.total, b["positions"], m.positions)
     for column in COLUMNS:
         timing(f"per token: {column}", b[column], m.parts[column], b["tokens"], m.tokens)
     rows.append("")
@@ -207,7 +209,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.time()
     m = measure(args.seed_dir)
-    print(f"seed on zx48: {m.tokens} tokens over {m.positions} positions "
+    print(f"seed on zx48: {m.tokens} tokens over {m.positions} computed positions "
           f"({len(json.loads((args.seed_dir / 'replies.json').read_text()))} prompts), "
           f"measured in {time.time() - started:.0f} s\n")
     print(table(m))
