@@ -68,7 +68,7 @@ def gains(rng, n):
 SHIFTS = [6, 5, 0, -2, 12, 7, 8, 9, 3, 1, -1, -7, -17, 16, 22, 30, 4, 2]
 
 
-@pytest.mark.parametrize("n", [32, 28, 20, 7, 1, 64, 128])
+@pytest.mark.parametrize("n", [32, 28, 20, 7, 1, 64, 128, 2, 4, 8, 16])
 def test_rmsnorm_against_interpreter(n):
     rng = np.random.default_rng(n)
     m, symbols = build(n, SHIFTS)
@@ -126,14 +126,14 @@ def x_for_mean(m_target: int, n: int, rng) -> np.ndarray:
 
 def test_root_and_reciprocal_sweep():
     """Means across the whole range (so the root and 2^19 // r see every r up to 2048 in
-    steps, every boundary r*r - 1, r*r, and the 17 limit), one element carrying the gain."""
+    steps, every boundary r*r - 1, r*r, the 17 limit, and r around 256), one element carrying the gain."""
     rng = np.random.default_rng(11)
     n = 16
     m, symbols = build(n, [0])
     gain = np.zeros(n, np.int64)
     gain[0] = 1
     targets = set()
-    for r in list(range(1, 80)) + list(range(80, 2049, 37)) + [2047, 2048]:
+    for r in list(range(1, 80)) + list(range(80, 2049, 37)) + list(range(250, 262)) + [2047, 2048]:
         targets |= {r * r - 1, r * r, r * r + 1}
     checked = 0
     for target in sorted(targets):
@@ -193,10 +193,10 @@ def test_magnitude_bound():
 
 
 def test_seed_shape_speed():
-    """n = 32, shift 6, the seed's shape: about 38,000 T-states (was about 70,000)."""
+    """n = 32, shift 6, the seed's shape: about 37,400 T-states (was about 70,000, then 38,400)."""
     rng = np.random.default_rng(4)
     m, symbols = build(32, [6])
     x, gain = rng.integers(-3000, 3000, 32), rng.integers(-128, 128, 32)
     got, t = run(m, symbols, 0, x, gain)
     np.testing.assert_array_equal(got, want(x, gain, 6))
-    assert t < 40_000, t
+    assert t < 38_500, t

@@ -4,18 +4,20 @@
 
         CALL op_rmsnorm
         DEFW x, gain, y
-        DEFB n, log2(n)     ; log2(n) or 255 when n is not a power of two
+        DEFB n, k           ; k = 8 - log2(n), or 0 when n is not a power of two
         DEFW rn_fin_<sg>    ; the block for the gain's shift sg (finishers_asm)
 
 All registers may change (IY is kept). Interrupts must be off: SP walks over x.
 
 The sum of squares: SP walks x (POP). For |xs| <= 255, w = |xs| comes from x's middle
 byte (a nibble swap, NEG for x < 0) and w^2 = g(w) + g(w - 1), two adjacent entries of the
-half-square table G (runtime_math.py); the others (|x| >= 4081 or so) square |xs| <= 2048
-by two 16x8 shift-and-add multiplies (rn_mul8). The mean is a shift when n is a power of two, else two m_div16q. The root:
-12 digit-by-digit steps with the remainder and 4*root + 1 in 16-bit registers, m's bytes
-fed two bits at a time (m < 2^23). 2^19 // r: 15 restoring steps (r >= 17 there, so the
-quotient fits 15 bits; below 17 inv is 32767).
+half-square table G (runtime_math.py), added byte by byte as they are read (ADD A,(HL) and
+ADC A,(HL), DEC HL/INC HL stepping between them); the others (|x| >= 4081 or so) square
+|xs| <= 2048 by two 16x8 shift-and-add multiplies (rn_mul8). The mean: when n is a power of
+two, 8 - log2(n) left shifts of the 32-bit sum and a byte move (not log2(n) right shifts),
+else two m_div16q. The root: 12 digit-by-digit steps with the remainder and 4*root + 1 in
+16-bit registers, m's bytes fed two bits at a time (m < 2^23). 2^19 // r: 15 restoring steps
+(r >= 17 there, so the quotient fits 15 bits; below 17 inv is 32767).
 
 Per element, u = |t| = |(x * inv) >> 15| by 15 right-shift steps over inv's bits: the
 steps' opcodes (ADD HL,DE or NOP) are written once per call from inv's bits, and the
@@ -45,9 +47,9 @@ G_STEPS = 8             # right-shift steps over |g|'s low bits (at most)
 def call_asm(x: str, gain: str, y: str, n: int, gain_shift: int) -> str:
     if not 1 <= n <= 255:
         raise ValueError(f"rmsnorm over {n} values: the Z80 routine takes 1..255")
-    log2 = n.bit_length() - 1 if n & (n - 1) == 0 else 255
+    shifts = 9 - n.bit_length() if n & (n - 1) == 0 else 0    # 8 - log2(n), or 0: divide
     return (f"        CALL op_rmsnorm\n        DEFW {x},{gain},{y}\n"
-            f"        DEFB {n},{log2}\n"
+            f"        DEFB {n},{shifts}\n"
             f"        DEFW {matvec.finisher_label(gain_shift, 'rn')}\n")
 
 
@@ -100,18 +102,16 @@ rn_sq:
 rn_sq_pos:
         LD L,A
         LD H,{page}
-        LD E,(HL)
-        INC H
-        INC H
-        LD D,(HL)                       ; g(w)
+        LD A,(HL)                       ; g(w), low byte
         DEC HL
+        ADD A,(HL)                      ; + g(w - 1) (DEC HL: w = 0 takes g(-1) = 0)
+        LD E,A
+        INC H
+        INC H
         LD A,(HL)
-        DEC H
-        DEC H
-        LD L,(HL)
-        LD H,A                          ; g(w - 1)
-        ADD HL,DE
-        EX DE,HL                        ; w^2 = g(w) + g(w - 1)
+        INC HL
+        ADC A,(HL)
+        LD D,A                          ; w^2 = g(w) + g(w - 1)
 rn_sq_add:
         ADD IX,DE
         JR NC,rn_sq_next
@@ -127,18 +127,18 @@ rn_sq_next:
         PUSH BC
         EXX
         POP DE                          ; DE:HL = the sum
-        LD A,(rn_par+7)                 ; the mean: a shift, or a division
-        CP 255
-        JR Z,rn_divide
+        LD A,(rn_par+7)                 ; the mean: 8 - log2(n) left shifts and a byte, or a division
         OR A
-        JR Z,rn_mean
+        JR Z,rn_divide
 rn_halve:
-        SRL D
-        RR E
-        RR H
-        RR L
+        ADD HL,HL
+        RL E
+        RL D
         DEC A
         JR NZ,rn_halve
+        LD L,H
+        LD H,E
+        LD E,D
         JR rn_mean
 rn_sq_big:                              ; xs^2 (|xs| <= 2048) on the real stack
         LD (rn_sp2),SP
