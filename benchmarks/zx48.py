@@ -44,7 +44,7 @@ from soulc.targets.zx.session import ChatSession
 REPO = Path(__file__).resolve().parents[1]
 
 STEP_STACK = 0x5D80          # below CODE_START, where the chat loop's stack is on the real machine
-TABLES = {"soul_gtab": 1024, "mv_tab": 2048}   # page-aligned tables inside the step code: label -> bytes
+TABLES = {"soul_sqtab": 512, "soul_gtab": 1024, "mv_tab": 2048}   # page-aligned tables inside the step code: label -> bytes
 COLUMNS = ("matvec", "attention", "rmsnorm", "argmax", "other ops", "runtime")
 
 # The same measurement at commit 3d41e68 (before the speed work): T-states over all prompts.

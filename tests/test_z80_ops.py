@@ -13,7 +13,7 @@ import pytest
 from soulc.ir import interpreter as ref
 from soulc.ir.tables import seed_softmax_table
 from soulc.targets.z80.ops import add, argmax, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store, subsets
-from soulc.targets.z80.runtime_math import gtable_asm, gtable_values, math_asm
+from soulc.targets.z80.runtime_math import math_asm, sqtable_asm, sqtable_values
 
 from z80_harness import Machine
 
@@ -25,8 +25,8 @@ CODE = 0x8000
 def machine_with(driver: str, routines: str) -> tuple[Machine, dict[str, int]]:
     m = Machine()
     symbols = m.assemble_at("driver:\n" + driver + "        RET\n" + CELLS + routines + math_asm()
-                            + gtable_asm(), CODE)
-    assert symbols["soul_gtab"] + 1024 <= A, "test code overlaps the data areas"
+                            + sqtable_asm(), CODE)
+    assert symbols["soul_sqtab"] + 512 <= A, "test code overlaps the data areas"
     return m, symbols
 
 
@@ -43,12 +43,13 @@ def extremes(rng, n, lo=-32768, hi=32767):
     return values
 
 
-def test_half_square_table():
-    table = gtable_values()
-    assert len(table) == 512 and max(table) == 32640 and min(table) == 0
-    for a in range(-128, 128):
-        for b in (-128, -1, 0, 1, 77, 127):
-            assert table[a + b + 256] - table[a + 256] - table[b + 256] == a * b
+def test_squares_table():
+    m, symbols = machine_with("", "")
+    page = symbols["soul_sqtab"]
+    assert page % 256 == 0
+    got = m.u8(page, 256) + 256 * m.u8(page + 256, 256)
+    np.testing.assert_array_equal(got, np.arange(256) ** 2)
+    assert sqtable_values()[255] == 65025
 
 
 # ---- elementwise ----

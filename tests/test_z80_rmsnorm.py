@@ -11,7 +11,7 @@ import pytest
 
 from soulc.ir import interpreter as ref
 from soulc.targets.z80.ops import rmsnorm
-from soulc.targets.z80.runtime_math import gtable_asm, math_asm
+from soulc.targets.z80.runtime_math import math_asm, sqtable_asm
 
 from z80_harness import Machine
 
@@ -25,8 +25,8 @@ def build(n: int, shifts, x_addr=X, y_addr=Y):
                       + "        RET\n" for i, s in enumerate(shifts))
     m = Machine()
     symbols = m.assemble_at(drivers + rmsnorm.routine_asm() + rmsnorm.finishers_asm(shifts)
-                            + math_asm(rmsnorm.NEEDS) + gtable_asm(), CODE)
-    assert symbols["soul_gtab"] + 1024 <= X
+                            + math_asm(rmsnorm.NEEDS) + sqtable_asm(), CODE)
+    assert symbols["soul_sqtab"] + 512 <= X
     return m, symbols
 
 

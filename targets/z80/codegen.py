@@ -36,7 +36,7 @@ from soulc.errors import SoulcError
 from soulc.ir.program import Op, Program
 
 from .ops import add, argmax, bank, concat, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store, subsets
-from .runtime_math import gtable_asm, math_asm
+from .runtime_math import math_asm, sqtable_asm
 
 
 def label(name: str, program: Program | None = None) -> str:
@@ -345,7 +345,8 @@ def step_asm(program: Program) -> str:
     tables = subsets.tables_asm() + matvec.ktab_asm() if routines.uses_tables() else ""
     # the page-aligned tables first: the hot code starts on a page on the Spectrum, so their
     # alignment costs nothing
-    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}" + gtable_asm() + tables +
+    squares = sqtable_asm() if "rmsnorm" in routines.used else ""
+    return (f"; ---- step (targets/z80/codegen.py) ----\n{_symbols(program)}" + squares + tables +
             "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\nSTEP_OUTPUT: DEFB 0\nSTEP_NEXT: DEFB 0\n"
             "step:\n"
             "        DI\n"

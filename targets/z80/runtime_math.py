@@ -1,15 +1,8 @@
-"""Arithmetic shared by the Z80 op routines: the table of half squares and helper subroutines.
+"""Arithmetic shared by the Z80 op routines: the table of squares and helper subroutines.
 
-The one table, G, holds g(s) = s(s+1)/2 for s = -256..255 as 16-bit entries, indexed by
-k = s + 256 (0..511): low bytes in the two pages from GTAB, high bytes in the two pages
-after them, so `GTAB + k` addresses the low byte and `GTAB + 512 + k` the high byte, and a
-9-bit index is formed by one 16-bit ADD. Every entry fits in 15 bits (max 32640).
-
-g turns products into sums: g(a + b) = g(a) + g(b) + a*b, exactly, with no rounding and no
-division. Signed bytes a, b are kept in offset form A = a + 128 (a two's complement byte
-with its top bit flipped; an unsigned byte u is the offset form of u - 128), so that
-g(a + b) = G[A + B], g(a) = G[A + 128]. A dot product sum(a_i * b_i) is then
-sum G[A_i + B_i] - sum g(a_i) - sum g(b_i): one lookup per product, the rest per operand.
+The one table, SQ, holds w*w for w = 0..255 as 16-bit entries: low bytes in the page at
+SQTAB, high bytes in the page after it, so a square is L = w, H = the page, two reads
+(rmsnorm's sum of squares). The matrix products use the subset-sum tables of ops/subsets.py.
 
 Helper subroutines (registers named are inputs; all others may be clobbered unless said):
   m_mul16s   signed HL * signed DE -> DE:HL (high word in DE), 32-bit.  Keeps IX, IY.
@@ -22,21 +15,17 @@ Helper subroutines (registers named are inputs; all others may be clobbered unle
   m_neg32    DE:HL = -DE:HL.
   m_sat32    HL = sat16(DE:HL).
   m_add32    (IX) += DE:HL, the 32-bit little-endian value at IX.  Keeps IX, IY.
-The multiplies are shift-and-add (unrolled); they serve the per-element ops (rmsnorm), not
-the matrix products, which use G.
+The multiplies are shift-and-add (unrolled); they serve the per-element ops, not the matrix
+products.
 """
 from __future__ import annotations
 
-GTAB = "soul_gtab"
+SQTAB = "soul_sqtab"
 
 
-def g(s: int) -> int:
-    return s * (s + 1) // 2
-
-
-def gtable_values() -> list[int]:
-    """G[k] = g(k - 256) for k = 0..511."""
-    return [g(k - 256) for k in range(512)]
+def sqtable_values() -> list[int]:
+    """SQ[w] = w*w for w = 0..255 (the largest, 65025, fits 16 bits)."""
+    return [w * w for w in range(256)]
 
 
 def defb_lines(values, per_line: int = 16) -> str:
@@ -45,11 +34,11 @@ def defb_lines(values, per_line: int = 16) -> str:
                    for i in range(0, len(values), per_line))
 
 
-def gtable_asm() -> str:
-    """The G table, page-aligned (4 pages: low bytes of k = 0..511, then high bytes)."""
-    values = gtable_values()
-    return ("        DEFS (256 - ($ & 255)) & 255   ; G must start on a page\n"
-            f"{GTAB}:\n"
+def sqtable_asm() -> str:
+    """The squares table, page-aligned (2 pages: the low bytes of w*w, then the high bytes)."""
+    values = sqtable_values()
+    return ("        DEFS (256 - ($ & 255)) & 255   ; SQ must start on a page\n"
+            f"{SQTAB}:\n"
             + defb_lines([v & 0xFF for v in values])
             + defb_lines([v >> 8 for v in values]))
 

@@ -10,9 +10,8 @@
 All registers may change (IY is kept). Interrupts must be off: SP walks over x.
 
 The sum of squares: SP walks x (POP). For |xs| <= 255, w = |xs| comes from x's middle
-byte (a nibble swap, NEG for x < 0) and w^2 = g(w) + g(w - 1), two adjacent entries of the
-half-square table G (runtime_math.py), added byte by byte as they are read (ADD A,(HL) and
-ADC A,(HL), DEC HL/INC HL stepping between them); the others (|x| >= 4081 or so) square
+byte (a nibble swap, NEG for x < 0) and w^2 is read from the squares table SQ
+(runtime_math.py: low byte at L = w, high byte a page up); the others (|x| >= 4081 or so) square
 |xs| <= 2048 by two 16x8 shift-and-add multiplies (rn_mul8). The mean: when n is a power of
 two, 8 - log2(n) left shifts of the 32-bit sum and a byte move (not log2(n) right shifts),
 else two m_div16q. The root: 12 digit-by-digit steps with the remainder and 4*root + 1 in
@@ -32,7 +31,7 @@ u < 4400 always (|xs| < sqrt(n) * (r + 1), n <= 255), so the accumulators never 
 """
 from __future__ import annotations
 
-from soulc.targets.z80.runtime_math import GTAB
+from soulc.targets.z80.runtime_math import SQTAB
 
 from . import matvec
 
@@ -64,7 +63,7 @@ def _g_steps() -> str:
 
 
 def routine_asm() -> str:
-    page = f"({GTAB} >> 8) + 1"
+    page = f"{SQTAB} >> 8"
     return f"""
 ; ---- rmsnorm (targets/z80/ops/rmsnorm.py) ----
 op_rmsnorm:
@@ -102,16 +101,9 @@ rn_sq:
 rn_sq_pos:
         LD L,A
         LD H,{page}
-        LD A,(HL)                       ; g(w), low byte
-        DEC HL
-        ADD A,(HL)                      ; + g(w - 1) (DEC HL: w = 0 takes g(-1) = 0)
-        LD E,A
+        LD E,(HL)
         INC H
-        INC H
-        LD A,(HL)
-        INC HL
-        ADC A,(HL)
-        LD D,A                          ; w^2 = g(w) + g(w - 1)
+        LD D,(HL)                       ; w^2 from the squares table
 rn_sq_add:
         ADD IX,DE
         JR NC,rn_sq_next
