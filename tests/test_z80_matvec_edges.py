@@ -164,3 +164,13 @@ def test_prune_only_where_it_is_exact():
     assert not matvec.can_prune(32, 9, False, False)        # a shift past 8
     with pytest.raises(ValueError):
         matvec.call_asm("W", "X", "Y", 4, 32, 6, True, prune=True)
+
+
+@pytest.mark.parametrize("rows,cols", [(256, 8), (257, 16), (513, 20), (300, 40)])
+def test_row_counts_past_256(rows, cols):
+    """The row counter is a byte plus a count of whole rounds of 256."""
+    rng = np.random.default_rng(rows)
+    weight = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
+    x = rng.integers(-900, 900, cols)
+    got, want, _ = run_matvec(weight, x, None, 7)
+    np.testing.assert_array_equal(got, want)

@@ -31,8 +31,18 @@ ended), up to 32 rows of a split one. A matvec on the same x as the one before
 
 A row of a chunk need not take all eight planes: with its own offset m (a multiple of 16),
 u = w - m, a row whose weights span less than 128 (64) takes 7 (6) planes and so 7/8 (6/8) of
-the lookups and bytes. Each row starts with a header byte naming its planes and m; per chunk
-a table of 48 row constants K = m*sum(x) - (2^P - 1)*N (24 bits) serves every header.
+the lookups and bytes. Each row starts with a header byte naming its planes and m. The row
+code starts its sum at -2N (patched per build), which the P-1 doublings make -(2^P)N, so the
+row's constant K = m*sum(x) + N does not depend on P: per chunk a table of 16 (24 bits).
+
+A one-pass matvec (one chunk, sum |x| within the tables' bound) finishes each row from its
+24-bit sum by a per-shift finisher (the bias added in 24 bits when fits_24_bits proves it
+safe); the others go the 32-bit way. Rows are counted by B' (and H' for rounds of 256).
+
+A matvec read only by argmax (codegen.pruned_matvecs: the output projection) computes just
+the argmax range, and a row stops at plane 4 when even the most its last four planes can add
+(15 * sum |x|) cannot lift it above the best y so far; such a row's y is -32768, which never
+wins. The row code and mv_store are patched for that call and put back after it.
 
 Stream (encode_weights): for each chunk, for each row: its header, then its pattern bytes for
 that chunk in the order subsets.planes_asm reads them (P per group); in the last chunk each
@@ -80,9 +90,13 @@ def row_form(row: np.ndarray, groups: int) -> tuple[int, int]:
     raise AssertionError("an int8 row always fits 8 planes")
 
 
+DISPATCH = (7, 8, 6)     # the row start tests the plane counts in this order: 7 is the most common
+
+
 def header(planes: int, m: int) -> int:
-    """64 per plane short of eight, plus the offset of the row's constant in mv_ktab."""
-    return 64 * (subsets.PLANES - planes) + 3 * (m // 16 + 8)
+    """64 times the plane count's place in DISPATCH, plus the offset of the row's constant in
+    mv_ktab."""
+    return 64 * DISPATCH.index(planes) + 3 * (m // 16 + 8)
 
 
 def encode_weights(weight: np.ndarray, bias: np.ndarray | None) -> bytes:
@@ -694,7 +708,10 @@ mv_run:                                 ; this batch's rows of the chunk through
         LD (mv_sp2),SP
         LD IX,mv_part
         LD DE,(mv_yp)
-        LD HL,(mv_nb)
+        LD HL,(mv_nb)                   ; rows: B' = 1..256 of them in this round, H' more rounds
+        DEC HL
+        LD B,L
+        INC B
         EXX
         LD SP,(mv_cs)
         JP mv_rowstart
@@ -1044,7 +1061,7 @@ mv_init_at:                             ; HL = a row entry (LD IY,nn / LD A,n): 
 def _rows_asm() -> str:
     """The row loop's tail: a row's acc (A:IY) to its sum, then to y or the park area.
 
-    In a pass: SP = the stream, H'L' = rows left, D'E' = where y goes, C' = the row's
+    In a pass: SP = the stream, B' and H' count the rows left, D'E' = where y goes, C' = the row's
     header, IX = the park place. Patched per pass: mv_scalej (x256 for the high bytes of a
     split x), mv_biasj (none / skip / add the row's bias), mv_modej (finish / park first /
     add to the parked sum / join it and finish), and mv_p8j, mv_p7j, mv_p6j (the row code for
@@ -1177,11 +1194,15 @@ mv_store:                               ; y = DE
 mv_next_row:
         EXX
 mv_count:
-        DEC HL
+        DJNZ mv_rowstart_x
         LD A,H
-        OR L
+        OR A
         EXX
         JP Z,mv_pass_done
+        EXX
+        DEC H                           ; another 256 rows
+mv_rowstart_x:
+        EXX
 mv_rowstart:                            ; the row's header: C' for its constant, and its planes
         DEC SP
         POP AF
@@ -1190,11 +1211,11 @@ mv_rowstart:                            ; the row's header: C' for its constant,
         EXX
         LD H,{subsets.TABLES} >> 8
         CP 64
-mv_p8j:
-        JP C,0                          ; the row code for this chunk's groups: 8 planes
-        CP 128
 mv_p7j:
-        JP C,0                          ; 7 planes
+        JP C,0                          ; the row code for this chunk's groups: 7 planes
+        CP 128
+mv_p8j:
+        JP C,0                          ; 8 planes
 mv_p6j:
         JP 0                            ; 6 planes
 """
