@@ -311,7 +311,7 @@ class _Routines:
         simple = {"rmsnorm": rmsnorm, "relu": relu, "add": add, "store": store, "mix": mix, "argmax": argmax}
         for code, module in simple.items():
             if code in self.used:
-                text.append(module.routine_asm())
+                text.append(module.routine_asm(self.uses_tables()) if code == "mix" else module.routine_asm())
         if "rmsnorm" in self.used:
             text.append(rmsnorm.finishers_asm(self.rmsnorm_shifts))
         return "".join(text)

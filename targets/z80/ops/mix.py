@@ -17,6 +17,14 @@ byte itself for the head's duration, e = w or e = 128 + m = (128 - w) mod 256 (i
 so the same pass puts the weights back): level 8 takes e >= 129, level 7 e = 128, lower levels
 bit b of e, negative when e >= 128; the scan's test is patched per level.
 
+Scratch: the matvec's subset-sum table area (subsets.TABLES, page-aligned) holds the 8 accumulators,
+their 8 wrap counts and the parameter block, so op_mix first clears mv_valid (the next matvec
+rebuilds its tables); nothing else outside the output is written. The row add, the row subtract
+and the doubling are unrolled, one copy per dim (8 copies; a chunk of n dims enters at dim 8 - n
+and uses accumulators 8-n..7), with the accumulator pointer stepped by INC L. A wrap is caught
+by CALL PE, which in a row add pushes its return address over the value just popped: the
+handler puts the value back (PUSH DE / POP DE; interrupts are off).
+
 An accumulator is 16 bits, signed, with its wraps counted: a signed overflow in an add or a
 doubling at level b adds +-2^b to the dim's 16-bit count K, so the sum is sext(acc) + 65536*K.
 |sum| <= 32768 * wsum, so s' = sum + 32768 * wsum lies in 0 .. 65536 * wsum - 1: one unsigned
@@ -24,6 +32,8 @@ doubling at level b adds +-2^b to the dim's 16-bit count K, so the sum is sext(a
 needed). All registers may change.
 """
 from __future__ import annotations
+
+from . import subsets
 
 NEEDS = {"m_div16q"}      # shared arithmetic it calls (runtime_math.py)
 
@@ -36,11 +46,56 @@ def call_asm(weights: str, values: str, out: str, heads: int, per_head: int, row
             f"        DEFB {heads},{per_head}\n        DEFW {row_bytes},{context}\n")
 
 
-def routine_asm() -> str:
-    return """
+def _unrolled(body: str) -> str:
+    """The per-dim code for dims 0..7, one copy each (the chunk's n dims enter at dim 8 - n)."""
+    return "".join(body for _ in range(8))
+
+
+_ADD = """        POP DE
+        LD A,(HL)
+        ADD A,E
+        LD (HL),A
+        INC L
+        LD A,(HL)
+        ADC A,D
+        LD (HL),A
+        CALL PE,mx_ov                   ; (INC L would change P/V)
+        INC L
+"""
+_SUB = _ADD.replace("ADD A,E", "SUB E").replace("ADC A,D", "SBC A,D")
+_DBL = """        LD A,(HL)
+        ADD A,A
+        LD (HL),A
+        INC L
+        LD A,(HL)
+        ADC A,A
+        LD (HL),A
+        CALL PE,mx_ov                   ; (INC L would change P/V)
+        INC L
+"""
+ADD_BYTES, DBL_BYTES = 12, 11
+
+
+def routine_asm(tables: bool = False) -> str:
+    """tables: the program has the subset-sum tables (codegen: uses_tables()), whose area serves
+    as scratch (mv_valid cleared); otherwise the routine carries its own page-aligned 50 bytes."""
+    if tables:
+        scratch, take = "", "        XOR A\n        LD (mv_valid),A                 ; the tables are taken: the next matvec rebuilds them\n"
+        acc = subsets.TABLES
+    else:
+        scratch, take = "        DEFS (256 - ($ & 255)) & 255\nmx_scratch:\n        DEFS 50\n", ""
+        acc = "mx_scratch"
+    return f"""
 ; ---- mix (targets/z80/ops/mix.py) ----
+mx_acc EQU {acc}                        ; scratch (page-aligned): 8 accumulators, 8 wrap counts
+mx_par EQU {acc}+32                     ; the parameter block; mx_vc (values) moves on to each chunk's slice of row 0
+mx_vc EQU mx_par+2
+mx_n EQU mx_par+12
+mx_rem EQU mx_par+13
+mx_pw EQU mx_par+14
+mx_sp EQU mx_par+16
 op_mix:
-        POP HL
+{take}        POP HL
         LD DE,mx_par
         LD BC,12
         LDIR
@@ -67,15 +122,37 @@ mx_chunk:
         LD A,8
 mx_n_ok:
         LD (mx_n),A
-        EXX
-        LD C,A                          ; C' = dims in this chunk
-        EXX
+        NEG                             ; the chunk's dims use accumulators 8-n..7: L starts at 2*(8-n)
+        ADD A,8
+        LD C,A
+        ADD A,A
+        LD (mx_l0+1),A
+        LD (mx_fl+2),A
+        LD B,A                          ; the entries into the unrolled code: (8-n) * bytes per dim
+        ADD A,A
+        ADD A,A
+        ADD A,B
+        ADD A,C                         ; (8-n) * 11
+        LD E,A
+        LD D,0
+        LD HL,mx_dbl0
+        ADD HL,DE
+        LD (mx_dblj+1),HL
+        LD A,C
+        ADD A,E                         ; (8-n) * 12
+        LD E,A
+        LD HL,mx_add0
+        ADD HL,DE
+        LD (mx_addj+1),HL
+        LD HL,mx_sub0
+        ADD HL,DE
+        LD (mx_subj+1),HL
         LD HL,mx_acc                    ; accumulators and wrap counts to 0
         LD B,32
         XOR A
 mx_clear:
         LD (HL),A
-        INC HL
+        INC L
         DJNZ mx_clear
         LD HL,256                       ; level 8: e >= 129, always +
         LD (mx_pw),HL
@@ -111,8 +188,8 @@ mx_level:
         LD A,(mx_tst+1)
         SRL A
         JR NZ,mx_level
-        LD IX,mx_acc                    ; out = floor((sext(acc) + 65536*K + 32768*wsum) / wsum) - 32768
-        LD IY,(mx_par+4)
+mx_fl:  LD IX,mx_acc                    ; patched low byte: the chunk's first accumulator
+        LD IY,(mx_par+4)                ; out = floor((sext(acc) + 65536*K + 32768*wsum) / wsum) - 32768
         LD A,(mx_n)                     ; the count in A' through the loop
 mx_fin:
         EX AF,AF'
@@ -221,24 +298,13 @@ mx_flip_n:
         INC HL
         DJNZ mx_flip_l
         RET
-mx_dbl:                                 ; every accumulator doubled
-        LD IY,mx_dbl_c
+mx_dbl:                                 ; every accumulator of the chunk doubled
         LD HL,mx_acc
-        LD A,(mx_n)
-        LD B,A
-mx_dbl_l:
-        LD A,(HL)
-        ADD A,A
-        LD (HL),A
-        INC HL
-        LD A,(HL)
-        ADC A,A
-        LD (HL),A
-        INC HL
-        JP PE,mx_ovf
-mx_dbl_c:
-        DJNZ mx_dbl_l
-        RET
+        LD A,(mx_l0+1)
+        LD L,A
+mx_dblj: JP 0                           ; patched: into mx_dbl0 at the chunk's first dim
+mx_dbl0:
+{_unrolled(_DBL)}        RET
 mx_scan:                                ; each position with a digit at this level adds its row
         LD (mx_sp),SP
         LD HL,(mx_par)
@@ -247,6 +313,9 @@ mx_scan:                                ; each position with a digit at this lev
         LD A,(STEP_POS)
         INC A
         LD B,A
+        EXX
+        LD H,mx_acc >> 8
+        EXX
 mx_sl:
         LD A,(HL)
 mx_tst: AND 0                           ; patched: AND bit / CP 128 / CP 129
@@ -262,54 +331,28 @@ mx_hit:
 mx_sgn: AND 0                           ; patched: 128 where e >= 128 means a minus digit
         LD SP,IX
         EXX
-        LD HL,mx_acc
-        LD B,C
-        JR NZ,mx_minus
-mx_al:
+mx_l0:  LD L,0                          ; patched: 2 * (8 - n), the chunk's first accumulator
+mx_subj: JP NZ,0                        ; patched: into mx_sub0 / mx_add0 at the chunk's first dim
+mx_addj: JP 0
+mx_add0:
+{_unrolled(_ADD)}        EXX
+        JP mx_sn
+mx_sub0:
+{_unrolled(_SUB)}        EXX
+        JP mx_sn
+mx_ov:                                  ; the accumulator at L-1 wrapped (A = its new high byte): K += or -= 2^level.
+        POP IY                          ; In a row add the CALL's return address overwrote the value just
+        PUSH DE                         ; popped: it goes back (interrupts are off)
         POP DE
-        LD A,(HL)
-        ADD A,E
-        LD (HL),A
-        INC HL
-        LD A,(HL)
-        ADC A,D
-        LD (HL),A
-        INC HL
-        JP PE,mx_ova
-mx_ac:
-        DJNZ mx_al
-        EXX
-        JR mx_sn
-mx_minus:
-        POP DE
-        LD A,(HL)
-        SUB E
-        LD (HL),A
-        INC HL
-        LD A,(HL)
-        SBC A,D
-        LD (HL),A
-        INC HL
-        JP PE,mx_ovs
-mx_mc:
-        DJNZ mx_minus
-        EXX
-        JR mx_sn
-mx_ova:
-        LD IY,mx_ac
-        JR mx_ovf
-mx_ovs:
-        LD IY,mx_mc
-mx_ovf:                                 ; the accumulator before HL wrapped: K += or -= 2^level
-        LD DE,14
-        ADD HL,DE
         LD DE,(mx_pw)
         RLA                             ; the wrapped result's sign: negative = it went up
+        SET 4,L                         ; L = the wrap count's low byte (carry kept)
+        DEC L
         JR C,mx_ov_up
         LD A,(HL)
         SUB E
         LD (HL),A
-        INC HL
+        INC L
         LD A,(HL)
         SBC A,D
         JR mx_ov_done
@@ -317,19 +360,12 @@ mx_ov_up:
         LD A,(HL)
         ADD A,E
         LD (HL),A
-        INC HL
+        INC L
         LD A,(HL)
         ADC A,D
 mx_ov_done:
         LD (HL),A
-        LD DE,-15
-        ADD HL,DE
+        RES 4,L                         ; back to the accumulator's high byte
         JP (IY)
-mx_par: DEFS 12                         ; mx_vc (values) moves on to each chunk's slice of row 0
-mx_vc EQU mx_par+2
-mx_n: DEFB 0
-mx_rem: DEFB 0
-mx_pw: DEFW 0
-mx_sp: DEFW 0
-mx_acc: DEFS 32                         ; 8 accumulators, then their 8 wrap counts
-"""
+mx_end:
+{scratch}"""
