@@ -10,14 +10,24 @@ scores is int32 [heads, context] (only positions up to STEP_POS are written).
 op_scores (per_head = 8) works like the matvec (ops/subsets.py): a head's query is one group
 of the subset-sum tables, four heads at a time, and a key is a row of weights. The key cache
 must be written by op_storek (store.py): per head, 16 pattern bytes, the bit planes of the
-keys in offset form u = k + 32768, planes 15..8 then 7..0. Two rows of one group give
-acc_hi and acc_lo, and with the head's table offset N
+keys in offset form u = k + 32768, planes 15..8 then 7..0. Read as two's complement (k's
+plane 15 is u's inverted, S), with Q(s) = T[s] - N:
 
-    s = 256*acc_hi + acc_lo - 65535*N - 32768*sum(q)      (mod 2^32, which is wrap32)
+    s = -2^15 Q(S) + sum_{b<15} 2^b Q(K_b) = N + (Horner from acc = -T[S] over the planes below)
+
+and when k's planes 15..m all equal S (small keys: the seed's |k| < 2048 gives m >= 11) they
+add up to -2^m Q(S): the key's code compares planes 14, 13, .. 10 with S and enters a
+straight-line row at the first that differs (so 10-11 lookups per key and head on the seed,
+not 16). The 24-bit A:IY acc holds the Horner sum mod 2^24; at plane 8 acc_hi (|acc_hi| <
+2^23) is kept in the other register set (E, B, C), planes 7..0 follow (6..0 in the matvec's
+one-group row st_planes1, whose end jumps to sc_end), + N, and the top byte is acc_hi's plus
+the carry (acc >> 8 < acc_hi mod 2^16). Keys go from the last position down (SP reads the
+planes, then moves -(row_bytes + 16)); a score is written by two PUSHes at the row's pointer;
+the count is in A'.
 
 A head whose sum |q| passes 65535 (16-bit table entries) goes twice, q split into its bytes
-(q = 256*hi + lo): s = 256*s_hi + s_lo, the first written into scores, the second added.
-All registers may change.
+(q = 256*hi + lo): s = s_lo + 256*s_hi, the first written, the second added.
+All registers may change; st_planes1's end jump is patched per call (matvec patches it back).
 
 op_scores_mul is the plain fallback for other head widths: a shift-and-add product per term,
 on the key cache as the interpreter holds it (written by op_store).
@@ -41,6 +51,46 @@ def call_asm(q: str, keys: str, out: str, heads: int, per_head: int, row_bytes: 
             f"        DEFB {heads},{per_head}\n        DEFW {row_bytes},{context}\n")
 
 
+def _row_asm() -> str:
+    """The key loop's code for one key of one head (see routine_asm)."""
+    lines = ["sc_key:", "EX AF,AF'", "sc_key1:",
+             "POP DE",                                   # E = plane 15 (u), D = plane 14
+             "LD A,E", "CPL", "LD L,A",                  # S: k's plane 15 (its signs)
+             "XOR A", "SUB (HL)", "LD IYL,A", "INC H",   # acc = -T[S]
+             "LD A,0", "SBC A,(HL)", "LD IYH,A", "SBC A,A", "LD B,A",
+             "LD A,L"]
+    for b in range(14, 9, -1):                          # planes 14..10 equal to S collapse into it
+        if b % 2:
+            lines.append("POP DE")
+        lines += [f"CP {'E' if b % 2 else 'D'}", f"JR NZ,sc_e{b}"]
+    lines += ["LD A,B", "DEC H", "JR sc_q9"]
+    for b in range(13, 9, -1):                          # entries: A = acc's top byte, H's page
+        lines += [f"sc_e{b}:", "LD A,B"] + (["DEC H"] if b % 2 else []) + [f"JR sc_p{b}"]
+    lines += ["sc_e14:", "LD A,B"]
+    for b in range(14, 6, -1):                          # acc = 2*acc + T[plane b]
+        odd = b % 2 == 1
+        if b == 7:                                      # acc_hi kept in the other set: B, C, E
+            lines += ["sc_mid:", "LD E,A", "LD B,IYH", "LD C,IYL", "EXX"]
+        if odd:
+            lines += [f"sc_q{b}:", "POP DE"]
+        lines += [f"sc_p{b}:", "ADD IY,IY", "ADC A,A"]
+        reg = "E" if odd else "D"
+        if odd:                                         # H: the low page in, the high one out
+            lines += [f"LD L,{reg}", "LD C,(HL)", "INC H", "LD B,(HL)"]
+        else:
+            lines += [f"LD L,{reg}", "LD B,(HL)", "DEC H", "LD C,(HL)"]
+        lines += ["ADD IY,BC", "ADC A,0"]
+    lines += ["ADD IY,IY", "ADC A,A",                   # planes 6..0: the matvec's one-group row
+              "JP st_planes1_p1",
+              "sc_end:",
+              "sc_n:", "LD BC,0",                       # + N (patched per head)
+              "ADD IY,BC", "ADC A,0", "EXX",
+              "LD L,A", "LD A,IYH", "CP C", "LD A,L", "SBC A,B",   # carry: r >> 8 < acc_hi mod 2^16
+              "LD A,E", "ADC A,0",                       # the top byte
+              "sc_modej:", "JP sc_put"]
+    return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
+
+
 def routine_asm() -> str:
     tp = f"{subsets.TABLES} >> 8"
     return f"""
@@ -53,18 +103,39 @@ op_scores:
         PUSH HL
         XOR A
         LD (mv_valid),A                 ; the tables are taken
-        LD (st_planes1+5),A             ; and the row code starts from 0
-        LD H,A
-        LD L,A
-        LD (st_planes1+2),HL
+        LD HL,sc_end                    ; the row code ends here
+        LD (st_planes1_end+1),HL
         LD HL,(sc_par)
         LD (sc_q),HL
-        LD HL,(sc_par+2)
-        LD (sc_kh),HL
         LD HL,(sc_par+4)
         LD (sc_orow),HL
         LD A,(sc_par+6)
         LD (sc_hleft),A
+        LD DE,(sc_par+8)                ; the keys move on by -(row_bytes + 16)
+        LD HL,-16
+        OR A
+        SBC HL,DE
+        LD (sc_delta),HL
+        LD (sc_dput+1),HL
+        LD A,(STEP_POS)
+        LD L,A
+        LD H,0
+        INC HL
+        LD A,L
+        LD (sc_cnt),A                   ; pos + 1 keys (0 for 256)
+        ADD HL,HL
+        ADD HL,HL
+        LD (sc_opos),HL                 ; a head's scores end 4 * (pos + 1) bytes on
+        LD HL,(sc_par+2)                ; the last key: keys + pos * row_bytes
+        LD A,(STEP_POS)
+        OR A
+        JR Z,sc_kpos
+sc_kmul:
+        ADD HL,DE
+        DEC A
+        JR NZ,sc_kmul
+sc_kpos:
+        LD (sc_kh),HL
 sc_batch:                               ; up to four heads: one table each
         LD A,(sc_hleft)
         CP {subsets.MAX_GROUPS + 1}
@@ -76,6 +147,21 @@ sc_batch_n:
         LD HL,(sc_q)                    ; the heads' queries, read in place
         LD (st_src),HL
         LD IX,sc_hbig
+        ADD A,A                         ; all of them small (the usual case)?
+        ADD A,A
+        ADD A,A
+        LD B,A
+        CALL mv_ld_check
+        LD HL,(sc_q)
+        LD A,(sc_nh)
+        LD B,A
+        JR C,sc_check                   ; no: head by head
+        XOR A
+sc_small:
+        LD (IX+0),A
+        INC IX
+        DJNZ sc_small
+        JR sc_built
 sc_check:                               ; per head: sum |q| past 65535?
         PUSH BC
         PUSH HL
@@ -89,38 +175,32 @@ sc_check:                               ; per head: sum |q| past 65535?
         ADD HL,BC
         POP BC
         DJNZ sc_check
+sc_built:
         LD A,(sc_nh)
         CALL st_build
         LD A,{tp}
         LD (sc_page),A
         LD IY,st_n
         LD IX,sc_hbig
-        LD HL,(sc_kh)
-        LD (sc_kbase),HL
         LD A,(sc_nh)
 sc_head:
         PUSH AF
         LD A,(IX+0)
         OR A
         JR NZ,sc_split
-        PUSH IY                         ; the head's N and sum from the shared build
-        LD E,(IY+0)
+        LD E,(IY+0)                     ; the head's N from the shared build
         LD D,(IY+1)
-        INC IY
-        INC IY
-        CALL sc_k
-        POP IY
         LD HL,sc_put
         CALL sc_keys
         JR sc_head_next
 sc_split:
-        LD A,1                          ; this head's q: its high bytes, then its low bytes
+        LD A,2                          ; this head's q: its low bytes, then its high bytes
         CALL sc_build1
-        LD HL,sc_put256
+        LD HL,sc_put
         CALL sc_keys
-        LD A,2
+        LD A,1
         CALL sc_build1
-        LD HL,sc_add
+        LD HL,sc_add256
         CALL sc_keys
 sc_head_next:
         LD BC,{subsets.ST_RECORD}
@@ -130,10 +210,9 @@ sc_head_next:
         LD BC,{2 * PER_HEAD}
         ADD HL,BC
         LD (sc_q),HL
-        LD HL,(sc_kbase)
-        LD BC,{2 * PER_HEAD}
+        LD HL,(sc_kh)
         ADD HL,BC
-        LD (sc_kbase),HL
+        LD (sc_kh),HL
         LD HL,(sc_par+10)               ; the scores row moves on by 4 * context
         ADD HL,HL
         ADD HL,HL
@@ -146,8 +225,6 @@ sc_head_next:
         POP AF
         DEC A
         JR NZ,sc_head
-        LD HL,(sc_kbase)
-        LD (sc_kh),HL
         LD A,(sc_hleft)
         LD HL,sc_nh
         SUB (HL)
@@ -170,136 +247,93 @@ sc_build1:                              ; A = 1 or 2: the table of this head alo
         LD A,1
         CALL st_build_page
         LD DE,(st_n)
-        LD IY,st_n+2
-        CALL sc_k
         POP IX
         POP IY
         RET
 
-sc_k:                                   ; DE = N, (IY) = the sum: K = N - 65536*N - 32768*sum
-        PUSH DE
-        LD A,(IY+2)
-        LD B,(IY+1)
-        LD C,(IY+0)
-        SRA A
-        RR B
-        RR C                            ; B:C = bits 1-16 of the sum
-        LD A,0
-        RRA                             ; A = its bit 0, at bit 7
-        POP HL
-        PUSH HL
-        LD D,A
-        LD E,0
-        OR A
-        SBC HL,DE                       ; the low word; borrow
-        LD (sc_klo+1),HL
-        POP DE
-        LD HL,0
-        SBC HL,DE
-        OR A
-        SBC HL,BC                       ; the high word: -N - bits 1-16 of the sum - borrow
-        LD (sc_khi+1),HL
-        RET
-
-sc_keys:                                ; HL = how a score is kept; every key of this head (keeps IX, IY)
+sc_keys:                                ; HL = how a score is kept, DE = N: every key of this head, from the last (keeps IX, IY)
         LD (sc_modej+1),HL
+        LD (sc_n+1),DE
         PUSH IX
         PUSH IY
         LD (sc_sp),SP
-        LD A,(STEP_POS)
-        INC A
-        LD (sc_j),A
-        LD HL,(sc_kbase)
-        LD (sc_kp),HL
-        LD IX,(sc_orow)
-sc_key:
-        LD HL,sc_hi_done
-        LD (st_planes1_end+1),HL
-        LD SP,(sc_kp)
+        LD HL,(sc_opos)
+        LD DE,(sc_orow)
+        ADD HL,DE
+        LD (sc_outp),HL
         LD A,(sc_page)
+        LD (sc_page1+1),A
         LD H,A
-        JP st_planes1
-sc_hi_done:                             ; A:IY = acc_hi
-        LD (sc_acc),IY
-        LD (sc_acc+2),A
-        LD HL,sc_lo_done
-        LD (st_planes1_end+1),HL
-        LD A,(sc_page)
+        EXX
         LD H,A
-        JP st_planes1
-sc_lo_done:                             ; A:IY = acc_lo: s = 256*acc_hi + acc_lo + K
-        LD E,IYL
-        LD D,IYH
-        LD L,A
-        LD H,0
-        LD A,(sc_acc)
-        ADD A,D
-        LD D,A
-        LD BC,(sc_acc+1)
-        ADC HL,BC
-sc_klo:
-        LD BC,0
+        EXX
+        LD SP,(sc_kh)
+        LD A,(sc_cnt)
+        EX AF,AF'
+        JP sc_key1
+{_row_asm()}sc_put:                                 ; the score into the row, the next key
+        LD H,A
         EX DE,HL
-        ADD HL,BC
-        EX DE,HL
-sc_khi:
-        LD BC,0
-        ADC HL,BC
-sc_modej:
-        JP sc_put
-sc_put256:
-        LD H,L
-        LD L,D
-        LD D,E
-        LD E,0
-sc_put:
-        LD (IX+0),E
-        LD (IX+1),D
-        LD (IX+2),L
-        LD (IX+3),H
-        JR sc_next
-sc_add:
-        LD A,(IX+0)
-        ADD A,E
-        LD (IX+0),A
-        LD A,(IX+1)
-        ADC A,D
-        LD (IX+1),A
-        LD A,(IX+2)
-        ADC A,L
-        LD (IX+2),A
-        LD A,(IX+3)
-        ADC A,H
-        LD (IX+3),A
+sc_dput:
+        LD HL,0
+        ADD HL,SP
+        LD SP,(sc_outp)
+        PUSH DE
+        PUSH IY
 sc_next:
-        LD BC,4
-        ADD IX,BC
-        LD HL,(sc_kp)
-        LD BC,(sc_par+8)
-        ADD HL,BC
-        LD (sc_kp),HL
-        LD HL,sc_j
-        DEC (HL)
+        LD (sc_outp),SP
+        LD SP,HL
+sc_page1:
+        LD H,0
+        EX AF,AF'
+        DEC A
         JP NZ,sc_key
         LD SP,(sc_sp)
         POP IY
         POP IX
         RET
+sc_add256:                              ; 256 * the score added (the split's second pass)
+        LD D,L
+        LD A,IYH
+        LD E,A
+        LD A,IYL
+        LD B,A
+        LD C,0
+        LD HL,(sc_delta)
+        ADD HL,SP
+        LD (sc_kp),HL
+        LD SP,(sc_outp)
+        DEC SP
+        DEC SP
+        DEC SP
+        DEC SP
+        POP HL
+        ADD HL,BC
+        EX DE,HL
+        POP BC
+        ADC HL,BC
+        PUSH HL
+        PUSH DE
+        LD HL,(sc_kp)
+        JR sc_next
 
 sc_par: DEFS 12
 sc_sp: DEFW 0
 sc_q: DEFW 0
 sc_kh: DEFW 0
-sc_kbase: DEFW 0
 sc_kp: DEFW 0
 sc_orow: DEFW 0
-sc_acc: DEFS 3
+sc_outp: DEFW 0
+sc_delta: DEFW 0
+sc_opos: DEFW 0
 sc_page: DEFB 0
 sc_hleft: DEFB 0
 sc_nh: DEFB 0
-sc_j: DEFB 0
+sc_cnt: DEFB 0
 sc_hbig: DEFS {subsets.MAX_GROUPS}
 """
+
+
 def fallback_routine_asm() -> str:
     return """
 ; ---- scores, plain (targets/z80/ops/scores.py) ----
