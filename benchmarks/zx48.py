@@ -30,10 +30,9 @@ from pathlib import Path
 from skoolkit.csimulator import CSimulator
 from skoolkit.simutils import from_snapshot
 
+from soulc.diff_zx48 import ZX48Program, compile_zx48
 from soulc.frontends.soulbin import load_soulbin
 from soulc.frontends.tokenizer_json import load_tokenizer
-from soulc.passes.pipeline import HOST_PASSES, run_pipeline
-from soulc.targets import get_target
 from soulc.targets.z80.codegen import const_bytes
 from soulc.targets.z80.profile import Machine, op_category, profile_step, set_step_inputs
 from soulc.targets.zx import emulator
@@ -82,16 +81,8 @@ class Measure:
     ops: dict = field(default_factory=dict)        # "matvec l0.q" -> uncontended T-states
 
 
-def compile_seed(seed: Path):
-    program = load_soulbin(seed / "soul.bin", load_tokenizer(seed / "tokenizer.json"))
-    target = get_target("zx48")
-    program = run_pipeline(program, HOST_PASSES + target.passes)
-    build = target.build(program)
-    symbols = {}
-    for line in build.artefacts["sym"].splitlines():
-        name, _, address = line.split()
-        symbols[name] = int(address, 16)
-    return program, build, symbols
+def compile_seed(seed: Path) -> ZX48Program:
+    return compile_zx48(load_soulbin(seed / "soul.bin", load_tokenizer(seed / "tokenizer.json")))
 
 
 def chat(tap: bytes, replies: list[dict], contended: bool) -> tuple[int, int]:
@@ -155,8 +146,8 @@ def sizes(program, symbols: dict) -> dict[str, int]:
 
 def measure(seed: Path) -> Measure:
     replies = json.loads((seed / "replies.json").read_text())
-    program, build, symbols = compile_seed(seed)
-    tap, image = build.artefacts["tap"], build.artefacts["bin"]
+    zx = compile_seed(seed)
+    program, symbols, tap, image = zx.program, zx.symbols, zx.tap, zx.code
     m = Measure(bytes=sizes(program, symbols))
     steps = {}
     for contended in (True, False):
