@@ -470,27 +470,14 @@ mv_run1:                                ; a one-pass run; with FLAG_ARGMAX, rows
         AND 31
         LD (mv_shift),A
         LD HL,(mv_p4p)                  ; the row code jumps out at plane 4
-        PUSH HL
         LD DE,mv_save4
-        LD BC,3
-        LDIR
+        LD BC,mv_bound
+        CALL mv_hook
         LD (mv_bjump+1),HL
-        POP HL
-        LD (HL),195
-        INC HL
-        LD (HL),mv_bound & 255
-        INC HL
-        LD (HL),mv_bound >> 8
         LD HL,mv_store                  ; and each y stored is weighed
         LD DE,mv_saves
-        LD BC,3
-        LDIR
-        LD HL,mv_store
-        LD (HL),195
-        INC HL
-        LD (HL),mv_store_am & 255
-        INC HL
-        LD (HL),mv_store_am >> 8
+        LD BC,mv_store_am
+        CALL mv_hook
         CALL mv_run
         LD HL,mv_save4
         LD DE,(mv_p4p)
@@ -500,6 +487,21 @@ mv_run1:                                ; a one-pass run; with FLAG_ARGMAX, rows
         LD DE,mv_store
         LD BC,3
         LDIR
+        RET
+
+mv_hook:                                ; HL = 3 bytes of code: saved at DE, replaced by JP BC;
+        PUSH BC                         ; HL = the address after them
+        PUSH HL
+        LD BC,3
+        LDIR
+        POP HL
+        POP BC
+        LD (HL),195
+        INC HL
+        LD (HL),C
+        INC HL
+        LD (HL),B
+        INC HL
         RET
 
 mv_bound:                               ; at plane 4: A:IY = V, the rest adds 0..15T to 8V
