@@ -192,11 +192,9 @@ class _Routines:
         self.matvec_shapes: list[tuple[int, int]] = []     # (rows, cols) of every matvec
         self.row_variants: set[int] = set()                # groups per chunk the row code meets
         self.last_matvec: tuple[str, int] | None = None    # (x, cols) of the latest op_matvec call
-        self.key_states = self._key_states()
+        self.key_states = key_states(program)
+        self.pruned = pruned_matvecs(program)
         self.scores_per_head = 0
-
-    def _key_states(self) -> dict[str, int]:
-        return key_states(self.program)
 
     def call(self, op: Op) -> str:
         p, code, a = self.program, op.opcode, op.args
@@ -231,7 +229,7 @@ class _Routines:
             same_x = self.last_matvec == (a[1], cols)
             self.last_matvec = (a[1], cols)
             wide = not matvec.fits_24_bits(np.asarray(weight.data), bias)
-            if op.result in pruned_matvecs(p):
+            if op.result in self.pruned:
                 lo, hi = p.settings.argmax          # only these rows: others must not set the bar
                 start = matvec.row_offset(np.asarray(weight.data), lo)
                 return matvec.call_asm(f"{ref[0]}+{start}", ref[1], f"{out}+{2 * lo}", hi - lo, cols, shift,
