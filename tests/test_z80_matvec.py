@@ -19,10 +19,10 @@ W, X, Y = 0xC000, 0xB000, 0xB800       # stream, x (what lies before it is read 
 CODE = 0x8000
 
 
-def matvec_routines(shifts, shapes) -> str:
+def matvec_routines(shifts, shapes, prune_shifts=()) -> str:
     variants = {g for _, cols in shapes for g in matvec.chunk_groups(cols)}
     return (subsets.tables_asm() + matvec.ktab_asm()
-            + matvec.kernel_asm(shifts, variants, matvec.park_rows(shapes))
+            + matvec.kernel_asm(shifts, variants, matvec.park_rows(shapes), prune_shifts)
             + "".join(subsets.planes_asm(g, matvec.row_label(g)) for g in sorted(variants))
             + subsets.build_asm())
 

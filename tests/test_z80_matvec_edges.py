@@ -35,11 +35,13 @@ def test_sum_of_x_at_the_table_limit(extra):
 
 def run_finisher24(shift, values, biases=None):
     """y from the one-pass row finisher (matvec.finisher24_asm) for 24-bit sums in A:D:E, the
-    bias (if any) read from the stream with POP as the row's would be."""
+    bias (if any) read from the stream with POP as the row's would be; y is stored through
+    D'E' inline (the last row: B' = 1) or by mv_store (saturated)."""
     from test_z80_matvec import machine_with
     entry = f"mv_f24{'b' if biases is not None else ''}_{shift}"
-    driver = (f"        LD (save_sp),SP\n        LD SP,bias\n        LD A,(value+2)\n        LD DE,(value)\n"
-              f"        JP {entry}\nmv_store:\n        LD SP,(save_sp)\n        LD (result),DE\n")
+    driver = (f"        LD (save_sp),SP\n        LD SP,bias\n        EXX\n        LD DE,result\n        LD B,1\n"
+              f"        EXX\n        LD A,(value+2)\n        LD DE,(value)\n        JP {entry}\n"
+              "mv_store:\n        LD (result),DE\nmv_round:\nmv_rowstart:\n        LD SP,(save_sp)\n")
     data = "save_sp: DEFW 0\nvalue: DEFS 3\nbias: DEFW 0\nresult: DEFW 0\n"
     m, symbols = machine_with(driver, matvec.finisher24_asm(shift) + data)
     out = []
@@ -47,6 +49,7 @@ def run_finisher24(shift, values, biases=None):
         m.load(symbols["value"], int(v).to_bytes(3, "little", signed=True))
         if biases is not None:
             m.load(symbols["bias"], int(biases[i]).to_bytes(2, "little", signed=True))
+        m.load(symbols["result"], bytes([i & 255, 0xA5]))     # a stale y would show
         m.call(symbols["driver"])
         out.append(int.from_bytes(m.read(symbols["result"], 2), "little", signed=True))
     return np.array(out)
@@ -94,7 +97,7 @@ def run_pruned(weight, x, shift, then=None):
         stream = len(matvec.encode_weights(weight, None))
         driver += matvec.call_asm(f"0x{W + stream:04X}", "X+64", "Y+512", w2.shape[0], w2.shape[1], s2, False)
         shifts.append(s2)
-    m, symbols = machine_with(driver, matvec_routines(shifts, [(rows, cols)]))
+    m, symbols = machine_with(driver, matvec_routines(shifts, [(rows, cols)], [shift]))
     blob = matvec.encode_weights(weight, None)
     m.load(W, blob)
     m.put_i16(X, x)

@@ -188,6 +188,7 @@ class _Routines:
         self.embeds: dict[tuple, int] = {}
         self.softmaxes: dict[tuple, int] = {}
         self.matvec_shifts: set[int] = set()
+        self.prune_shifts: set[int] = set()         # shifts of the matvecs that prune (mv_f24p_)
         self.rmsnorm_shifts: set[int] = set()
         self.matvec_shapes: list[tuple[int, int]] = []     # (rows, cols) of every matvec
         self.row_variants: set[int] = set()                # groups per chunk the row code meets
@@ -231,6 +232,7 @@ class _Routines:
             wide = not matvec.fits_24_bits(np.asarray(weight.data), bias)
             if op.result in self.pruned:
                 lo, hi = p.settings.argmax          # only these rows: others must not set the bar
+                self.prune_shifts.add(shift)
                 start = matvec.row_offset(np.asarray(weight.data), lo)
                 return matvec.call_asm(f"{ref[0]}+{start}", ref[1], f"{out}+{2 * lo}", hi - lo, cols, shift,
                                        False, same_x, wide, prune=True)
@@ -293,7 +295,7 @@ class _Routines:
         text = []
         if self.uses_tables():
             text.append(matvec.kernel_asm(self.matvec_shifts, self.row_variants,
-                                          matvec.park_rows(self.matvec_shapes)))
+                                          matvec.park_rows(self.matvec_shapes), self.prune_shifts))
             text += [subsets.planes_asm(g, matvec.row_label(g)) for g in sorted(self.row_variants)]
             text.append(subsets.build_asm())
         if self.scores_per_head:

@@ -159,7 +159,13 @@ def call_asm(weights: str, x: str, y: str, rows: int, cols: int, shift: int, bia
     return (f"        CALL op_matvec\n"
             f"        DEFW {weights},{x},{y},{rows}\n"
             f"        DEFB {groups(cols)},{cols},{flags}\n"
-            f"        DEFW {finisher_label(shift)},{fast_label(shift, bias, wide)}\n")
+            f"        DEFW {finisher_label(shift)},{fast_label(shift, bias, wide, prune)}\n")
+
+
+# y = DE into (D'E'), which moves on: mv_store, and inline at the end of each 24-bit finisher
+STORE_Y = ("        LD A,E\n        EXX\n        LD (DE),A\n        INC DE\n        EXX\n        LD A,D\n"
+           "        EXX\n        LD (DE),A\n        INC DE\n")
+NEXT_ROW = "        DEC B\n        JP NZ,mv_rowstart\n        JP mv_round\n"
 
 
 def finisher_asm(shift: int, prefix: str = "mv", store: str = "mv_store") -> str:
@@ -228,12 +234,13 @@ def finisher_asm(shift: int, prefix: str = "mv", store: str = "mv_store") -> str
 FAST_SHIFTS = range(0, 24)
 
 
-def fast_label(shift: int, bias: bool, wide: bool = False) -> str:
+def fast_label(shift: int, bias: bool, wide: bool = False, prune: bool = False) -> str:
     """The finisher a one-pass matvec jumps to with w.x in A:D:E (24 bits): mv_r32 (the
-    32-bit way) when the sum plus bias might pass 24 bits (wide) or the shift is unusual."""
+    32-bit way) when the sum plus bias might pass 24 bits (wide) or the shift is unusual;
+    a pruned matvec's (see can_prune) weighs each y against the best so far."""
     if wide or shift not in FAST_SHIFTS:
         return "mv_r32"
-    return f"mv_f24{'b' if bias else ''}_{shift}"
+    return f"mv_f24{'p' if prune else 'b' if bias else ''}_{shift}"
 
 
 def fits_24_bits(weight: np.ndarray, bias: np.ndarray | None) -> bool:
@@ -244,31 +251,37 @@ def fits_24_bits(weight: np.ndarray, bias: np.ndarray | None) -> bool:
     return most < 1 << 23
 
 
-def finisher24_asm(shift: int) -> str:
-    """From w.x in A:D:E (signed 24 bits), y = sat16(w.x >> shift) in DE, then JP mv_store;
-    the entry ..b first adds the row's int16 bias from the stream."""
-    lab = f"mv_f24_{shift}"
-    out = [f"mv_f24b_{shift}:\n        LD H,A\n        POP BC\n        LD A,B\n        RLA\n        SBC A,A\n"
-           "        LD L,A\n        LD A,E\n        ADD A,C\n        LD E,A\n        LD A,D\n        ADC A,B\n"
-           "        LD D,A\n        LD A,H\n        ADC A,L\n", f"{lab}:\n"]
+def finisher24_asm(shift: int, prune: bool = False) -> str:
+    """From w.x in A:D:E (signed 24 bits), y = sat16(w.x >> shift) in DE, stored as mv_store
+    does (inline: a row's end is hot) and on to the next row; the entry ..b first adds the
+    row's int16 bias from the stream. prune: the variant mv_f24p_ that hands y to
+    mv_store_am instead."""
+    lab = f"mv_f24{'p' if prune else ''}_{shift}"
+    store = "mv_store_am" if prune else "mv_store"
+    done = f"        JP {store}\n" if prune else STORE_Y + NEXT_ROW
+    out = [] if prune else [
+        f"mv_f24b_{shift}:\n        LD H,A\n        POP BC\n        LD A,B\n        RLA\n        SBC A,A\n"
+        "        LD L,A\n        LD A,E\n        ADD A,C\n        LD E,A\n        LD A,D\n        ADC A,B\n"
+        "        LD D,A\n        LD A,H\n        ADC A,L\n"]
+    out.append(f"{lab}:\n")
     q, r = divmod(shift, 8)
-    sat = (f"{lab}_sat:\n        LD A,B\n        RLA\n        LD DE,32767\n        JP NC,mv_store\n"
-           "        INC DE\n        JP mv_store\n")
+    sat = (f"{lab}_sat:\n        LD A,B\n        RLA\n        LD DE,32767\n        JP NC,{store}\n"
+           f"        INC DE\n        JP {store}\n")
     if q == 0 and r >= 5:               # fits iff bits shift-1..7 of A agree; then left by 8-r
         out.append(f"        LD B,A\n        ADD A,{1 << (shift - 1)}\n        CP {1 << shift}\n"
                    f"        JR NC,{lab}_sat\n")
         out += ["        SLA E\n        RL D\n        RL B\n"] * (8 - r)
-        out.append(f"        LD E,D\n        LD D,B\n        JP mv_store\n{sat}")
+        out.append(f"        LD E,D\n        LD D,B\n{done}{sat}")
     elif q == 0:                        # right by r, then A must be D's sign
         out += ["        SRA A\n        RR D\n        RR E\n"] * r
         out.append(f"        LD B,A\n        LD A,D\n        RLA\n        SBC A,A\n        CP B\n"
-                   f"        JR NZ,{lab}_sat\n        JP mv_store\n{sat}")
+                   f"        JR NZ,{lab}_sat\n{done}{sat}")
     elif q == 1:
         out += ["        SRA A\n        RR D\n"] * r
-        out.append("        LD E,D\n        LD D,A\n        JP mv_store\n")
+        out.append(f"        LD E,D\n        LD D,A\n{done}")
     else:
         out += ["        SRA A\n"] * r
-        out.append("        LD E,A\n        RLA\n        SBC A,A\n        LD D,A\n        JP mv_store\n")
+        out.append(f"        LD E,A\n        RLA\n        SBC A,A\n        LD D,A\n{done}")
     return "".join(out)
 
 
@@ -474,17 +487,9 @@ mv_run1:                                ; a one-pass run; with FLAG_ARGMAX, rows
         LD BC,mv_bound
         CALL mv_hook
         LD (mv_bjump+1),HL
-        LD HL,mv_store                  ; and each y stored is weighed
-        LD DE,mv_saves
-        LD BC,mv_store_am
-        CALL mv_hook
-        CALL mv_run
+        CALL mv_run                     ; (its finisher weighs each y: fast_label)
         LD HL,mv_save4
         LD DE,(mv_p4p)
-        LD BC,3
-        LDIR
-        LD HL,mv_saves
-        LD DE,mv_store
         LD BC,3
         LDIR
         RET
@@ -566,14 +571,10 @@ mv_store_am:                            ; y = DE; a larger one than the best mov
         SBC A,D
         JP PE,mv_sam_v
         JP M,mv_newbest
-mv_sam_store:
-        LD A,E                          ; the three instructions the jump stands on
-        EXX
-        LD (DE),A
-        JP mv_store+3
+        JP mv_store
 mv_sam_v:
         JP P,mv_newbest
-        JR mv_sam_store
+        JP mv_store
 mv_newbest:                             ; theta = clamp24(((y + 1) << shift) - 15T)
         LD (mv_best),DE
         LD A,D
@@ -638,7 +639,7 @@ mv_nb_put:
         LD (mv_theta),HL
         LD A,C
         LD (mv_theta+2),A
-        JR mv_sam_store
+        JP mv_store
 
 mv_park_batch:                          ; batch = min(rows, park rows)
         LD HL,(mv_par+6)
@@ -714,7 +715,6 @@ mv_run:                                 ; this batch's rows of the chunk through
         DEC HL
         LD B,L
         INC B
-        EXX
         LD SP,(mv_cs)
         JP mv_rowstart
 mv_pass_done:
@@ -1183,32 +1183,21 @@ mv_last:                                ; the parked sum joins it, then finish
 mv_finj:
         JP 0                            ; the finisher for this matvec's shift
 mv_store:                               ; y = DE
-        LD A,E
-        EXX
-        LD (DE),A
-        INC DE
-        EXX
-        LD A,D
-        EXX
-        LD (DE),A
-        INC DE
-        JR mv_count
+{STORE_Y}        JR mv_count
 mv_next_row:
         EXX
 mv_count:
-        DJNZ mv_rowstart_x
+        DJNZ mv_rowstart
+mv_round:                               ; B' ran out: another 256 rows while H' > 0
         LD A,H
         OR A
         EXX
         JP Z,mv_pass_done
         EXX
-        DEC H                           ; another 256 rows
-mv_rowstart_x:
-        EXX
-mv_rowstart:                            ; the row's header: C' for its constant, and its planes
+        DEC H
+mv_rowstart:                            ; (in the counters' set) the row's header: C' for its constant, and its planes
         DEC SP
         POP AF
-        EXX
         LD C,A
         EXX
         LD H,{subsets.TABLES} >> 8
@@ -1240,7 +1229,6 @@ mv_s16: DEFW 0
 mv_ksp: DEFW 0
 mv_p4p: DEFW 0
 mv_save4: DEFS 3
-mv_saves: DEFS 3
 mv_bv: DEFS 3
 mv_best: DEFW 0
 mv_theta: DEFS 3
@@ -1271,14 +1259,16 @@ def ktab_asm() -> str:
             f"mv_ktab:\n        DEFS {KTAB_BYTES}\n")
 
 
-def kernel_asm(shifts, row_variants, park_rows: int) -> str:
-    """The shared op_matvec routine, with a row finisher for each total shift in `shifts`;
+def kernel_asm(shifts, row_variants, park_rows: int, prune_shifts=()) -> str:
+    """The shared op_matvec routine, with a row finisher for each total shift in `shifts`
+    (and a pruned one for each in `prune_shifts`);
     `row_variants`: the group counts of the chunks it meets (each needs subsets.planes_asm's
     row code under row_label(g), emitted with the subset tables' code); `park_rows`: the
     rows one batch of a several-pass matvec holds."""
     park_rows = max(1, park_rows)
     finishers = "".join(finisher_asm(s) + (finisher24_asm(s) if s in FAST_SHIFTS else "")
                         for s in sorted(set(shifts)))
+    finishers += "".join(finisher24_asm(s, prune=True) for s in sorted(set(prune_shifts)))
     return (_setup_asm(park_rows, row_variants) + _chunks_asm(row_variants) + _rows_asm() + finishers
             + _variables_asm(park_rows))
 
