@@ -130,6 +130,41 @@ def test_pruned_rows_keep_the_argmax(seed):
     assert pruned > 0                                                  # the bound does stop rows
 
 
+def expected_pruning(weight, x, shift):
+    """The rows the bound stops: row r stops when w.x minus the rest of its last four planes
+    (sum (u & 15) x + 15N, at most 15 sum |x|) plus 15 sum |x| stays below (best + 1) << shift,
+    best the largest y of the rows before it (u = w - m, the row's offset form)."""
+    w = weight.astype(np.int64)
+    want = ref.matvec(w, x, None, shift)
+    total, negatives = int(np.abs(x).sum()), int(-x[x < 0].sum())
+    best, stopped = -32768, []
+    for r in range(len(w)):
+        u = w[r] - matvec.row_form(w[r], matvec.groups(w.shape[1]))[1]
+        top = int(w[r] @ x) - int((u & 15) @ x) - 15 * negatives
+        if top + 15 * total < (best + 1) << shift:
+            stopped.append(r)
+        else:
+            best = max(best, int(want[r]))
+    return stopped
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pruning_stops_exactly_the_rows_the_bound_allows(seed):
+    """Per-offset thresholds (mv_newbest) must be neither looser nor tighter than the bound."""
+    rng = np.random.default_rng(40 + seed)
+    rows, cols = (96, 32) if seed % 2 == 0 else (50, 27)
+    weight = rng.integers(-128, 128, (rows, cols)).astype(np.int8)
+    weight[rng.integers(0, rows, 8)] //= 3              # rows of other offsets and plane counts
+    for shift in (0, 4, 8):
+        lim = min(1700, 40 << shift)                    # y mostly within 16 bits
+        x = rng.integers(-lim, lim, cols)
+        got, _ = run_pruned(weight, x, shift)
+        real = ref.matvec(weight.astype(np.int64), x, None, shift) != -32768     # (else either way)
+        stopped = set(np.flatnonzero((got == -32768) & real))
+        assert stopped == {r for r in expected_pruning(weight, x, shift) if real[r]}
+        assert len(stopped) > rows // 4
+
+
 def extremes_small(rng, n):
     return rng.choice([-1792, 1791, 0, -1, 1, 1000, -1000], n)
 

@@ -191,6 +191,7 @@ class _Routines:
         self.prune_shifts: set[int] = set()         # shifts of the matvecs that prune (mv_f24p_)
         self.rmsnorm_shifts: set[int] = set()
         self.matvec_shapes: list[tuple[int, int]] = []     # (rows, cols) of every matvec
+        self.matvec_weights: list = []                     # and its weight
         self.row_variants: set[int] = set()                # groups per chunk the row code meets
         self.last_matvec: tuple[str, int] | None = None    # (x, cols) of the latest op_matvec call
         self.key_states = key_states(program)
@@ -226,6 +227,7 @@ class _Routines:
             shift = weight.shift + op.attrs.get("post", 0)
             self.matvec_shifts.add(shift)
             self.matvec_shapes.append((rows, cols))
+            self.matvec_weights.append(weight.data)
             self.row_variants |= set(matvec.chunk_groups(cols))
             same_x = self.last_matvec == (a[1], cols)
             self.last_matvec = (a[1], cols)
@@ -295,7 +297,8 @@ class _Routines:
         text = []
         if self.uses_tables():
             text.append(matvec.kernel_asm(self.matvec_shifts, self.row_variants,
-                                          matvec.park_rows(self.matvec_shapes), self.prune_shifts))
+                                          matvec.park_rows(self.matvec_shapes), self.prune_shifts,
+                                          matvec.k_range(self.matvec_weights)))
             text += [subsets.planes_asm(g, matvec.row_label(g)) for g in sorted(self.row_variants)]
             text.append(subsets.build_asm())
         if self.scores_per_head:
@@ -342,7 +345,7 @@ def step_asm(program: Program) -> str:
         body.append(f"step_op{index}:\n        ; {op.opcode} {', '.join(op.args)}" + (f" -> %{op.result}" if op.result else "") + "\n")
         body.append(routines.call(op))
     calls = "".join(body)
-    tables = subsets.tables_asm() + matvec.ktab_asm() if routines.uses_tables() else ""
+    tables = subsets.tables_asm() + matvec.ktab_asm(bool(routines.prune_shifts)) if routines.uses_tables() else ""
     # the page-aligned tables first: the hot code starts on a page on the Spectrum, so their
     # alignment costs nothing
     squares = sqtable_asm() if "rmsnorm" in routines.used else ""

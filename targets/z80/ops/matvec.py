@@ -464,14 +464,35 @@ mv_run1:                                ; a one-pass run; with FLAG_ARGMAX, rows
         OR A
         SBC HL,DE
         SBC A,0
-        LD (mv_c15),HL                  ; 15T: the most the last four planes add
+        LD C,A                          ; C:HL = 15T: the most the last four planes add
+        LD A,(mv_ktab+3*MV_KMIN+2)      ; mv_c15 = 15T + K[MV_KMIN], 32 bits
+        LD B,A
+        RLA
+        SBC A,A
+        LD (mv_c15+3),A
+        LD DE,(mv_ktab+3*MV_KMIN)
+        ADD HL,DE
+        LD (mv_c15),HL
+        LD A,C
+        ADC A,B
         LD (mv_c15+2),A
+        LD A,(mv_c15+3)
+        ADC A,0
+        LD (mv_c15+3),A
+        LD HL,(mv_sx)                   ; 2S: the thresholds of successive m step down by it
+        LD A,(mv_sx+2)
+        ADD HL,HL
+        ADC A,A
+        LD (mv_s2c+1),A
+        LD A,L
+        LD (mv_s2a+1),A
+        LD A,H
+        LD (mv_s2b+1),A
         LD HL,32768
         LD (mv_best),HL
-        LD H,L
-        LD (mv_theta),HL
-        LD A,128
-        LD (mv_theta+2),A               ; nothing stops before the first y
+        LD L,H
+        LD C,0C0h                       ; -2^22: nothing stops before the first y
+        CALL mv_thr_fill
         LD A,(mv_cg)
         ADD A,A
         ADD A,A
@@ -509,46 +530,29 @@ mv_hook:                                ; HL = 3 bytes of code: saved at DE, rep
         INC HL
         RET
 
-mv_bound:                               ; at plane 4: A:IY = V, the rest adds 0..15T to 8V
-        LD (mv_bv),IY
-        LD (mv_bv+2),A
-        LD B,H
-        ADD IY,IY
-        ADC A,A
-        ADD IY,IY
-        ADC A,A
-        ADD IY,IY
-        ADC A,A
-        LD C,A
+mv_bound:                               ; at plane 4, A:IY = V: the row stops when V < thr[m]
+        LD B,A                          ; (8V + K[m] + 15T cannot reach theta: see mv_newbest)
         EXX
         LD A,C
         EXX
         AND 63
+        ADD A,mv_thr-mv_ktab
         LD L,A
+        LD C,H
         LD H,mv_ktab >> 8
-        LD E,(HL)
-        INC L
-        LD D,(HL)
-        INC L
-        ADD IY,DE
-        LD A,C
-        ADC A,(HL)                      ; A:IY = 8V + K = w.x minus the rest
-        LD C,A
-        LD HL,mv_theta
         LD A,IYL
         SUB (HL)
-        INC HL
+        INC L
         LD A,IYH
         SBC A,(HL)
-        INC HL
-        LD A,C
+        INC L
+        LD A,B
         SBC A,(HL)
         JP PE,mv_bound_v
-        JP M,mv_prune                   ; below theta: even 15T more cannot beat the best
+        JP M,mv_prune
 mv_bound_keep:
-        LD IY,(mv_bv)
-        LD A,(mv_bv+2)
-        LD H,B
+        LD A,B
+        LD H,C
         POP DE                          ; the three instructions the jump stands on
         LD L,E
         LD C,(HL)
@@ -556,13 +560,14 @@ mv_bjump:
         JP 0
 mv_bound_v:
         JP P,mv_prune
-        JR mv_bound_keep
+        JP mv_bound_keep
 mv_prune:
         LD HL,(mv_bskip)
         LD H,0
         ADD HL,SP
         LD SP,HL
         LD DE,32768
+        JP mv_store                     ; (-32768 never beats the best)
 mv_store_am:                            ; y = DE; a larger one than the best moves theta
         LD HL,(mv_best)
         LD A,L
@@ -575,8 +580,8 @@ mv_store_am:                            ; y = DE; a larger one than the best mov
 mv_sam_v:
         JP P,mv_newbest
         JP mv_store
-mv_newbest:                             ; theta = clamp24(((y + 1) << shift) - 15T)
-        LD (mv_best),DE
+mv_newbest:                             ; theta = ((y + 1) << shift) - 15T; per m in use,
+        LD (mv_best),DE                 ; thr[m] = ceil((theta - K[m]) / 8), clamped to +-2^22
         LD A,D
         RLA
         SBC A,A
@@ -605,41 +610,81 @@ mv_nb_shift:
         RL B
         DEC A
         JR NZ,mv_nb_shift
-mv_nb_sub:
-        LD A,(mv_c15)
-        LD IYL,A
-        LD A,L
-        SUB IYL
-        LD L,A
-        LD A,(mv_c15+1)
-        LD IYL,A
-        LD A,H
-        SBC A,IYL
-        LD H,A
+mv_nb_sub:                              ; B:C:H:L - (15T + K[MV_KMIN]) + 7, then / 8
+        LD DE,(mv_c15)
+        OR A
+        SBC HL,DE
         LD A,(mv_c15+2)
-        LD IYL,A
+        LD E,A
         LD A,C
-        SBC A,IYL
+        SBC A,E
         LD C,A
+        LD A,(mv_c15+3)
+        LD E,A
         LD A,B
-        SBC A,0                         ; B:C:H:L, 32 bits
+        SBC A,E
         LD B,A
-        LD A,C
-        RLA
-        SBC A,A
-        CP B
-        JR Z,mv_nb_put                  ; fits 24 bits
-        LD HL,65535
-        LD C,127
-        BIT 7,B
-        JR Z,mv_nb_put
+        LD DE,7
+        ADD HL,DE
+        JR NC,mv_nb_7
+        INC BC
+mv_nb_7:
+        SRA B
+        RR C
+        RR H
+        RR L
+        SRA B
+        RR C
+        RR H
+        RR L
+        SRA B
+        RR C
+        RR H
+        RR L
+        LD A,C                          ; within +-2^22 when B:C + 40h is below 80h
+        ADD A,40h
+        LD E,A
+        LD A,B
+        ADC A,0
+        JR NZ,mv_nb_clamp
+        BIT 7,E
+        JR Z,mv_nb_fill
+mv_nb_clamp:
         LD HL,0
-        LD C,128
-mv_nb_put:
-        LD (mv_theta),HL
-        LD A,C
-        LD (mv_theta+2),A
+        LD A,B
+        RLA
+        LD C,40h
+        JR NC,mv_nb_fill
+        LD C,0C0h
+mv_nb_fill:
+        CALL mv_thr_fill
+        LD DE,(mv_best)
         JP mv_store
+mv_thr_fill:                            ; C:HL = thr[MV_KMIN]; each next m's is 2S lower
+        EX DE,HL
+        LD HL,mv_thr+3*MV_KMIN
+        LD B,MV_KCOUNT
+mv_thr_l:
+        LD (HL),E
+        INC L
+        LD (HL),D
+        INC L
+        LD (HL),C
+        INC L
+        LD A,E
+mv_s2a:
+        SUB 0
+        LD E,A
+        LD A,D
+mv_s2b:
+        SBC A,0
+        LD D,A
+        LD A,C
+mv_s2c:
+        SBC A,0
+        LD C,A
+        DJNZ mv_thr_l
+        RET
 
 mv_park_batch:                          ; batch = min(rows, park rows)
         LD HL,(mv_par+6)
@@ -1028,8 +1073,8 @@ mv_bn_nc:
         LD (mv_ksp),SP
         LD HL,mv_ktab
         LD SP,(mv_s16)                  ; (interrupts are off; no stack here)
-        LD B,16
-mv_kt_m:                                ; K = m*sum + N for m = -128, -112, ..., 112
+        LD B,MV_KMIN+MV_KCOUNT
+mv_kt_m:                                ; K = m*sum + N for m = -128, -112, ... up to the last in use
         LD (HL),E
         INC L
         LD (HL),D
@@ -1229,10 +1274,8 @@ mv_s16: DEFW 0
 mv_ksp: DEFW 0
 mv_p4p: DEFW 0
 mv_save4: DEFS 3
-mv_bv: DEFS 3
 mv_best: DEFW 0
-mv_theta: DEFS 3
-mv_c15: DEFS 3
+mv_c15: DEFS 4
 mv_bskip: DEFW 0
 mv_shift: DEFB 0
 mv_endp: DEFW 0
@@ -1253,23 +1296,42 @@ mv_part: DEFS {4 * park_rows}
 KTAB_BYTES = 3 * 16
 
 
-def ktab_asm() -> str:
-    """The per-chunk table of row constants, page-aligned (it follows the subset-sum tables)."""
+def ktab_asm(thresholds: bool = True) -> str:
+    """The per-chunk table of row constants, page-aligned (it follows the subset-sum tables),
+    then, for a program with a pruned matvec, the pruning's thresholds (the same index)."""
+    thr = f"mv_thr:\n        DEFS {KTAB_BYTES}\n" if thresholds else "mv_thr EQU mv_ktab\n"
     return ("        DEFS (256 - ($ & 255)) & 255   ; the row constants start on a page\n"
-            f"mv_ktab:\n        DEFS {KTAB_BYTES}\n")
+            f"mv_ktab:\n        DEFS {KTAB_BYTES}\n{thr}")
 
 
-def kernel_asm(shifts, row_variants, park_rows: int, prune_shifts=()) -> str:
+def k_range(weights) -> tuple[int, int]:
+    """(first, count) of the row-constant indices (m // 16 + 8) that the rows of these int8
+    matrices use: only those K are computed per build."""
+    used = set()
+    for weight in weights:
+        w = np.asarray(weight).astype(np.int64)
+        start = 0
+        for g in chunk_groups(w.shape[1]):
+            part = w[:, 8 * start:8 * (start + g)]
+            used |= {row_form(row, g)[1] // 16 + 8 for row in part}
+            start += g
+    if not used:
+        return 0, 16
+    return min(used), max(used) - min(used) + 1
+
+
+def kernel_asm(shifts, row_variants, park_rows: int, prune_shifts=(), ks: tuple[int, int] = (0, 16)) -> str:
     """The shared op_matvec routine, with a row finisher for each total shift in `shifts`
-    (and a pruned one for each in `prune_shifts`);
+    (and a pruned one for each in `prune_shifts`); `ks`: k_range of the program's matrices;
     `row_variants`: the group counts of the chunks it meets (each needs subsets.planes_asm's
     row code under row_label(g), emitted with the subset tables' code); `park_rows`: the
     rows one batch of a several-pass matvec holds."""
     park_rows = max(1, park_rows)
+    constants = f"MV_KMIN EQU {ks[0]}\nMV_KCOUNT EQU {ks[1]}\n"
     finishers = "".join(finisher_asm(s) + (finisher24_asm(s) if s in FAST_SHIFTS else "")
                         for s in sorted(set(shifts)))
     finishers += "".join(finisher24_asm(s, prune=True) for s in sorted(set(prune_shifts)))
-    return (_setup_asm(park_rows, row_variants) + _chunks_asm(row_variants) + _rows_asm() + finishers
+    return (constants + _setup_asm(park_rows, row_variants) + _chunks_asm(row_variants) + _rows_asm() + finishers
             + _variables_asm(park_rows))
 
 
