@@ -128,3 +128,13 @@ def test_the_prefix_positions_are_loaded_not_computed(seed, seed_tap, seed_progr
             want = want.astype("<i2").tobytes()
         start = symbols["c_" + name.replace(".", "_")] - origin
         assert block[start:start + len(want)] == want, name
+
+
+def test_run_time_buffers_take_the_printer_buffer(seed, seed_tap):
+    """The chat loop's line, ids and prompt buffers and the tables' x copy live in the 48K's
+    printer buffer, which the tape does not load (the seed test above chats through them)."""
+    tap, symbols = seed_tap
+    (origin, block), = code_blocks(tap.read_bytes())
+    for name in ("chat_line", "chat_ids", "chat_seq", "st_x"):
+        assert 0x5B00 <= symbols[name] < 0x5C00, name
+    assert origin >= 0x5C00

@@ -21,6 +21,8 @@ from soulc.errors import SoulcError
 from soulc.ir.chat import max_prompt_text
 from soulc.ir.program import Program
 
+from .buffers import Spare, buffers_asm
+
 MAX_LINE = 64       # characters a typed line may hold
 STEP_SYMBOLS = ("step", "STEP_TOKEN", "STEP_POS", "STEP_OUTPUT")    # what the compiled model defines
 
@@ -69,7 +71,13 @@ def _printable(text: str) -> str:
     return text
 
 
-def chat_loop_asm(program: Program, title: str, reply_prefix: str) -> str:
+def chat_buffers(program: Program) -> list[tuple[str, int]]:
+    """The chat loop's run-time buffers: the typed line, its token ids, the framed prompt."""
+    return [("chat_line", MAX_LINE + 1), ("chat_ids", MAX_LINE), ("chat_seq", program.settings.context)]
+
+
+def chat_loop_asm(program: Program, title: str, reply_prefix: str, spare: Spare = None) -> str:
+    """spare: RAM free at run time that the chat loop's buffers may take (see buffers.py)."""
     s, tok = program.settings, program.tokenizer
     table, none = char_map(program)
     max_text = max_prompt_text(program)
@@ -339,10 +347,7 @@ chat_replied: DEFB 0
 chat_left:    DEFB 0
 chat_right:   DEFB 0
 chat_merged:  DEFB 0
-chat_line:    DEFS {MAX_LINE + 1}
-chat_ids:     DEFS {MAX_LINE}
-chat_seq:     DEFS {s.context}
-"""
+{buffers_asm(chat_buffers(program), spare)[0]}"""
 
 
 def _copy(label: str, count: int) -> str:

@@ -35,6 +35,7 @@ import numpy as np
 from soulc.errors import SoulcError
 from soulc.ir.program import Op, Program
 
+from .buffers import Spare
 from .ops import add, argmax, bank, concat, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store, subsets
 from .runtime_math import math_asm, sqtable_asm
 
@@ -182,8 +183,9 @@ def output_only(program: Program) -> list[bool]:
 class _Routines:
     """Collects the op routines a program needs, generated once each."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, spare: Spare = None):
         self.program = program
+        self.spare = spare
         self.used: set[str] = set()
         self.embeds: dict[tuple, int] = {}
         self.softmaxes: dict[tuple, int] = {}
@@ -300,7 +302,7 @@ class _Routines:
                                           matvec.park_rows(self.matvec_shapes), self.prune_shifts,
                                           matvec.k_range(self.matvec_weights)))
             text += [subsets.planes_asm(g, matvec.row_label(g)) for g in sorted(self.row_variants)]
-            text.append(subsets.build_asm())
+            text.append(subsets.build_asm(self.spare))
         if self.scores_per_head:
             text.append(scores.routine_asm())
         if "scores_mul" in self.used:
@@ -326,7 +328,8 @@ def _symbols(program: Program) -> str:
                    for name, address in sorted(program.memory.items()))
 
 
-def step_asm(program: Program) -> str:
+def step_asm(program: Program, spare: Spare = None) -> str:
+    """spare: RAM free at run time that the routines' buffers may take (see buffers.py)."""
     if program.form != "step":
         raise SoulcError("the Z80 backend compiles the step form (run the kv_cache pass first)")
     missing = [n for n in [f"@{c}" for c in program.states] + [f"%{op.result}" for op in program.body
@@ -334,7 +337,7 @@ def step_asm(program: Program) -> str:
                if n not in program.memory]
     if missing:
         raise SoulcError(f"no address for {', '.join(missing[:5])}: run the allocate pass first")
-    routines = _Routines(program)
+    routines = _Routines(program, spare)
     skips = output_only(program)
     body = []
     skipping = False

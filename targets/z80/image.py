@@ -16,7 +16,8 @@ import numpy as np
 from soulc.ir.program import Program
 
 from .assembler import Assembled, assemble
-from .chatloop import STEP_SYMBOLS, chat_loop_asm
+from .buffers import Spare, buffers_asm
+from .chatloop import STEP_SYMBOLS, chat_buffers, chat_loop_asm
 from .codegen import const_bytes, prefilled_states, row_bounds, step_asm
 
 
@@ -24,6 +25,7 @@ from .codegen import const_bytes, prefilled_states, row_bounds, step_asm
 class Layout:
     cold_start: int             # entry point: the chat loop and the machine's I/O
     hot_start: int              # the step code, in the fastest memory
+    spare: Spare = None         # RAM free at run time that the loader leaves alone (buffers.py)
 
 
 @dataclass
@@ -42,8 +44,13 @@ def label(name: str) -> str:
     return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name[1:])
 
 
-def cold_asm(program: Program, io_asm: str, title: str, reply_prefix: str) -> str:
-    return "entry:\n        JP chat_main\n" + chat_loop_asm(program, title, reply_prefix) + io_asm
+def cold_asm(program: Program, io_asm: str, title: str, reply_prefix: str, spare: Spare = None) -> str:
+    return "entry:\n        JP chat_main\n" + chat_loop_asm(program, title, reply_prefix, spare) + io_asm
+
+
+def _step_spare(program: Program, spare: Spare) -> Spare:
+    """What the chat loop's buffers leave of the spare RAM for the step's."""
+    return buffers_asm(chat_buffers(program), spare)[1]
 
 
 def const_sizes(program: Program) -> dict[str, int]:
@@ -74,10 +81,10 @@ def data_asm(program: Program, bank: int | None = None) -> str:
 def image_asm(program: Program, layout: Layout, io_asm: str, title: str, reply_prefix: str) -> str:
     return (f"; soulc: {title}\n"
             f"        ORG 0x{layout.cold_start:04X}\n"
-            + cold_asm(program, io_asm, title, reply_prefix)
+            + cold_asm(program, io_asm, title, reply_prefix, layout.spare)
             + "cold_end:\n"
             + f"        ORG 0x{layout.hot_start:04X}\n"
-            + step_asm(program)
+            + step_asm(program, _step_spare(program, layout.spare))
             + "hot_end:\n"
             + data_asm(program))
 
@@ -87,13 +94,14 @@ def build_image(program: Program, layout: Layout, io_asm: str, title: str, reply
     return Image(text, assemble(text))
 
 
-def code_sizes(program: Program, io_asm: str, title: str, reply_prefix: str) -> tuple[int, int]:
+def code_sizes(program: Program, io_asm: str, title: str, reply_prefix: str,
+               spare: Spare = None) -> tuple[int, int]:
     """Bytes of the cold and hot code; they do not depend on where the data lies."""
     placed = program.copy()
     placed.memory = _anywhere(program)
     outside = "".join(f"{name} EQU 0\n" for name in STEP_SYMBOLS)
-    cold = assemble("        ORG 0x8000\n" + cold_asm(program, io_asm, title, reply_prefix) + outside)
-    hot = assemble("        ORG 0x8000\n" + step_asm(placed))
+    cold = assemble("        ORG 0x8000\n" + cold_asm(program, io_asm, title, reply_prefix, spare) + outside)
+    hot = assemble("        ORG 0x8000\n" + step_asm(placed, _step_spare(program, spare)))
     return len(cold.code), len(hot.code)
 
 

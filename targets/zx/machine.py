@@ -21,6 +21,7 @@ from soulc.passes.bank_split import Bank
 
 SCREEN = (0x4000, 0x5B00)
 SYSTEM = (0x5B00, 0x5CCB)          # printer buffer and system variables
+PRINTER_BUFFER = (0x5B00, 0x5C00)  # the 48K ROM uses it only for LPRINT and COPY: run-time buffers
 CODE_START = 0x5E00                # CLEAR 24063: the BASIC loader (~45 bytes), its workspace and the
                                    # machine stack (the chat loop and ROM need ~100 bytes) below it
 CONTENDED_END = 0x8000
@@ -35,21 +36,28 @@ class MachineMap:
     uncontended: tuple[int, int]
     fixed: tuple[tuple[str, int, int], ...]   # regions shown in the memory map but not ours
     banks: tuple[Bank, ...] = ()   # banks paged in at BANK_WINDOW, in order of preference
+    spare: tuple[int, int] | None = None    # RAM for run-time buffers that the tape leaves alone
 
+
+_FIXED = (("ROM", 0x0000, 0x4000), ("screen", *SCREEN), ("system variables", *SYSTEM),
+          ("BASIC loader and stack", SYSTEM[1], CODE_START))
 
 ZX48 = MachineMap(
     name="zx48",
     contended=(CODE_START, CONTENDED_END),
     uncontended=(CONTENDED_END, TOP),
-    fixed=(("ROM", 0x0000, 0x4000), ("screen", *SCREEN), ("system variables", *SYSTEM),
+    fixed=(("ROM", 0x0000, 0x4000), ("screen", *SCREEN),
+           ("printer buffer: run-time buffers", *PRINTER_BUFFER),
+           ("system variables", PRINTER_BUFFER[1], SYSTEM[1]),
            ("BASIC loader and stack", SYSTEM[1], CODE_START)),
+    spare=PRINTER_BUFFER,
 )
 
 ZX128 = MachineMap(
     name="zx128",
     contended=(CODE_START, CONTENDED_END),      # bank 5
     uncontended=(CONTENDED_END, BANK_WINDOW[0]),  # bank 2
-    fixed=ZX48.fixed,
+    fixed=_FIXED,                  # (the 128 ROM keeps its own variables in the printer buffer)
     banks=(Bank(0), Bank(4), Bank(6), Bank(1, contended=True), Bank(3, contended=True),
            Bank(7, contended=True)),
 )

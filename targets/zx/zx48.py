@@ -29,7 +29,7 @@ def title(program: Program) -> str:
 
 
 def _code_ends(program: Program, machine: MachineMap) -> tuple[int, int]:
-    cold, hot = code_sizes(program, spectrum_io_asm(), title(program), REPLY_PREFIX)
+    cold, hot = code_sizes(program, spectrum_io_asm(), title(program), REPLY_PREFIX, machine.spare)
     cold_end = machine.contended[0] + cold
     hot_end = machine.uncontended[0] + hot
     if cold_end > machine.contended[1] or hot_end > machine.uncontended[1]:
@@ -45,7 +45,7 @@ def allocate_zx48(program: Program) -> Program:
 
 
 def build_zx48(program: Program) -> Build:
-    image = build_image(program, Layout(ZX48.contended[0], ZX48.uncontended[0]), spectrum_io_asm(),
+    image = build_image(program, Layout(ZX48.contended[0], ZX48.uncontended[0], ZX48.spare), spectrum_io_asm(),
                         title(program), REPLY_PREFIX)
     code = image.assembled
     if code.origin != CODE_START:

@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..buffers import Spare, buffers_asm
+
 TABLES = "mv_tab"
 MAX_GROUPS = 4
 TABLE_BYTES = 512 * MAX_GROUPS
@@ -163,7 +165,8 @@ def _gray_half_asm(offset: int, keep_n: str, store, keep_all: str) -> str:
     return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
 
 
-def build_asm() -> str:
+def build_asm(spare: Spare = None) -> str:
+    """st_build and its variables (st_x may take spare RAM: buffers.py)."""
     entry = ("        LD A,0\n        ADD A,C\n        LD (HL),A\n        LD A,0\n        ADC A,B\n"
              "        LD (DE),A\n        INC L\n        INC E\n")
     outer = "".join(f"        LD BC,0\n        CALL st_row\n" for _ in range(16))
@@ -231,8 +234,7 @@ st_outer:                               ; rows n2 = 0..15: st_row with BC = the 
 st_row:                                 ; 16 entries: HL = low bytes, DE = high bytes, BC = st_hb[n2]
 {entry * 16}        RET
 
-st_x: DEFS {16 * MAX_GROUPS}
-st_src: DEFW st_x
+{buffers_asm([("st_x", 16 * MAX_GROUPS)], spare)[0]}st_src: DEFW st_x
 st_n: DEFS {ST_RECORD * MAX_GROUPS}                 ; per group: N (2 bytes), the sum of its values (3)
 st_na: DEFW 0
 st_nb: DEFW 0
