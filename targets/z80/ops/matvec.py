@@ -988,36 +988,40 @@ mv_ld_epos:
 mv_build:                               ; the tables; N and the sum of the values; the row constants
         LD A,(mv_cg)
         CALL st_build
-        LD HL,0
-        LD C,L                          ; C:HL = N
-        LD (mv_sx),HL
-        LD (mv_sx+2),HL
-        LD IX,st_n
+        LD IX,0                         ; N: the sum of the tables' entries 0; IY: of their
+        LD IY,0                         ; entries 255 (N + the sum of x); both below 65536
+        LD HL,{subsets.TABLES}
         LD A,(mv_cg)
-        LD B,A
 mv_bn:
-        LD E,(IX+0)
-        LD D,(IX+1)
-        ADD HL,DE
-        JR NC,mv_bn_nc
-        INC C
-mv_bn_nc:
-        PUSH HL
-        LD HL,(mv_sx)
-        LD E,(IX+2)
-        LD D,(IX+3)
-        ADD HL,DE
-        LD (mv_sx),HL
-        LD A,(mv_sx+2)
-        ADC A,(IX+4)
-        LD (mv_sx+2),A
-        POP HL
-        LD DE,{subsets.ST_RECORD}
+        EX AF,AF'
+        LD E,(HL)
+        INC H
+        LD D,(HL)
+        DEC L
+        LD B,(HL)
+        DEC H
+        LD C,(HL)
+        INC L
         ADD IX,DE
-        DJNZ mv_bn
-        LD (mv_n),HL
-        LD A,C
+        ADD IY,BC
+        INC H
+        INC H
+        EX AF,AF'
+        DEC A
+        JR NZ,mv_bn
+        LD (mv_n),IX
         LD (mv_n+2),A
+        PUSH IY
+        POP HL
+        PUSH IX
+        POP DE
+        OR A
+        SBC HL,DE                       ; the sum, 17 bits
+        SBC A,A
+        LD (mv_sx),HL
+        LD (mv_sx+2),A
+        EX DE,HL
+        LD C,0                          ; C:HL = N
         XOR A                           ; init = -2N: after the row's P-1 doublings, -2^P * N
         SUB L
         LD E,A

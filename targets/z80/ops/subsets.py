@@ -32,9 +32,8 @@ B, C, D, E, L change.
 
 `build_asm()` is `st_build`: A = groups (1..MAX_GROUPS), (st_src) = 8 int16 values per group
 (zero-padded: st_x serves when x must be copied); it fills the tables of groups 0..A-1, and
-per group g at st_n + 5g its N (16 bits) and the sum of its values (24 bits, from the entry
-of all eight: N + the sum); `st_build_page` does the same from the table whose
-low page is (st_page).
+per group g at st_n + 2g its N (16 bits); `st_build_page` does the same from the table whose
+low page is (st_page). (Entries 0 and 255 of a table are N and N + the sum of its values.)
 Each table is the sum of two 16-entry half tables (columns 0-3 and 4-7, each with its own
 part of N): 256 entries at 44 T-states, written a row of 16 at a time by straight-line code
 whose immediates hold the first half table. Registers, IX and IY included, change (AF' too).
@@ -49,7 +48,7 @@ TABLES = "mv_tab"
 MAX_GROUPS = 4
 TABLE_BYTES = 512 * MAX_GROUPS
 PLANES = 8
-ST_RECORD = 5            # bytes per group at st_n: N, then the sum of its values
+ST_RECORD = 2            # bytes per group at st_n: N
 _ROW_ENTRY = 10          # bytes of one entry of st_row (see build_asm)
 
 
@@ -129,10 +128,10 @@ def planes_asm(groups: int, label: str) -> str:
     return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
 
 
-def _gray_half_asm(offset: int, keep_n: str, store, keep_all: str) -> str:
+def _gray_half_asm(offset: int, keep_n: str, store) -> str:
     """HL runs through N + the subset sums of the 4 values at IX+offset in Gray-code order
     (one add or subtract per entry); keep_n is the code that keeps N (in HL), store(e) the
-    code that keeps HL as entry e, keep_all the code that keeps entry 15 (N + their sum).
+    code that keeps HL as entry e.
     x0 and x1 are held in BC and DE, x2 in SP (nothing is pushed meanwhile: interrupts are
     off), x3 in st_x3."""
     o = offset
@@ -159,8 +158,6 @@ def _gray_half_asm(offset: int, keep_n: str, store, keep_all: str) -> str:
             reg = ("BC", "DE", "SP")[bit]
             op = [f"ADD HL,{reg}"] if adding else ["OR A", f"SBC HL,{reg}"]
         lines += op + store(gray[i])
-        if gray[i] == 15:
-            lines.append(keep_all)
     lines.append("LD SP,(st_sp)")
     return "".join(line + "\n" if line.endswith(":") else f"        {line}\n" for line in lines)
 
@@ -187,25 +184,7 @@ st_build_page:                          ; the same from the table at page (st_pa
         LD IX,(st_src)
         LD IY,st_n
 st_group:
-{_gray_half_asm(0, "LD (st_na),HL", to_row, "LD (st_fa),HL")}{_gray_half_asm(8, "LD (st_nb),HL", to_outer, "LD (st_fb),HL")}        LD HL,(st_fa)                   ; the group's sum: (entry 15 - N) of each half, 24 bits
-        LD DE,(st_na)
-        OR A
-        SBC HL,DE
-        SBC A,A
-        LD C,A
-        PUSH HL
-        LD HL,(st_fb)
-        LD DE,(st_nb)
-        OR A
-        SBC HL,DE
-        SBC A,A
-        POP DE
-        ADD HL,DE
-        ADC A,C
-        LD (IY+2),L
-        LD (IY+3),H
-        LD (IY+4),A
-        LD HL,(st_na)
+{_gray_half_asm(0, "LD (st_na),HL", to_row)}{_gray_half_asm(8, "LD (st_nb),HL", to_outer)}        LD HL,(st_na)                   ; the group's N
         LD DE,(st_nb)
         ADD HL,DE
         LD (IY+0),L
@@ -235,11 +214,9 @@ st_row:                                 ; 16 entries: HL = low bytes, DE = high 
 {entry * 16}        RET
 
 {buffers_asm([("st_x", 16 * MAX_GROUPS)], spare)[0]}st_src: DEFW st_x
-st_n: DEFS {ST_RECORD * MAX_GROUPS}                 ; per group: N (2 bytes), the sum of its values (3)
+st_n: DEFS {ST_RECORD * MAX_GROUPS}                 ; per group: N (2 bytes)
 st_na: DEFW 0
 st_nb: DEFW 0
-st_fa: DEFW 0
-st_fb: DEFW 0
 st_x3: DEFW 0
 st_sp: DEFW 0
 st_page: DEFB 0
