@@ -948,23 +948,21 @@ mv_ld_padded:
         LD A,(mv_ccols)
         LD B,A
 mv_ld_check:                            ; HL = B values (at most 32): carry when their sum of |x| passes 65535
-        PUSH HL
-        PUSH BC
+        LD (mv_ldsp),SP                 ; (interrupts are off) POP reads them
+        LD SP,HL
+        LD C,B
 mv_ld_small:                            ; every x in -1792..2047 (high byte -7..7): the sum is below 65536
-        INC HL
-        LD A,(HL)
-        INC HL
+        POP AF
         ADD A,7
         CP 15
         JR NC,mv_ld_big
         DJNZ mv_ld_small
-        POP BC
-        POP HL
+        LD SP,(mv_ldsp)
         OR A
         RET
 mv_ld_big:                              ; otherwise add them up
-        POP BC
-        POP HL
+        LD SP,(mv_ldsp)
+        LD B,C
         LD IY,0
 mv_ld_exact:
         LD E,(HL)
@@ -1276,6 +1274,7 @@ mv_sx: DEFS 4
 mv_n: DEFS 4
 mv_s16: DEFW 0
 mv_ksp: DEFW 0
+mv_ldsp: DEFW 0
 mv_p4p: DEFW 0
 mv_save4: DEFS 3
 mv_best: DEFW 0

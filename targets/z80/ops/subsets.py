@@ -100,10 +100,14 @@ def planes_asm(groups: int, label: str) -> str:
     if not 1 <= groups <= MAX_GROUPS:
         raise ValueError(f"{groups} groups: the tables hold 1..{MAX_GROUPS}")
     lines = [f"{label}:", "LD IY,0", "LD A,0"]       # acc's start, patched by the caller
+    inline = 7 in entry_planes(groups)      # the most common entry falls into its first plane
     read = 0
     for p in range(PLANES):
         if p:
             lines += ["ADD IY,IY", "ADC A,A"]             # acc = 2 * acc
+            if p == 1 and inline:
+                lines += [f"JR {label}_p1", f"{planes_label(label, 7)}:", "LD IY,0", "LD A,0",
+                          f"LD H,({TABLES} >> 8) + {2 * groups - 1}"]
             lines.append(f"{label}_p{p}:")
         order = plane_order(p, groups)
         for i, _ in enumerate(order):
@@ -120,6 +124,8 @@ def planes_asm(groups: int, label: str) -> str:
     lines.append(f"{label}_end:")
     lines.append("JP 0")
     for planes in entry_planes(groups)[1:]:
+        if planes == 7 and inline:
+            continue
         start = PLANES - planes
         lines += [f"{planes_label(label, planes)}:", "LD IY,0", "LD A,0"]
         if start % 2:               # a descending plane starts at the last group's high page
