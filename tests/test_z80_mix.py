@@ -1,8 +1,10 @@
 """The Z80 mix routine (targets/z80/ops/mix.py) against the interpreter's mix: random and corner
 inputs, the head shapes the codegen gives (per_head = width // heads, chunks of 8 dims and
-the remainders), every weight code (w <= 128 bits, w >= 129 as 256 - m, w = 128), the
-accumulators' wraps, and the weights left as they were; mv_valid cleared and nothing written
-outside the scratch (mv_tab), the output and the routine's own patched immediates."""
+the remainders), every weight 0..255 (its NAF digits, levels without digits), the accumulators'
+wraps, the divide's ranges (the 8-step one for -256 * wsum <= sum < 256 * wsum, the 16-step one,
+m_div16q past wsum 32767) at their ends, contexts 1 and 256, and the weights left as they were;
+mv_valid cleared and nothing written outside the scratch (mv_tab), the output and the routine's
+own patched immediates."""
 from __future__ import annotations
 
 import numpy as np
@@ -95,6 +97,71 @@ def test_mix_random_and_corners(heads, per_head):
                 run(m, symbols, w, v, pos)
 
 
+def exact_values(w, targets):
+    """Values (positions x dims) with sum_j w[j] * v[j, d] = targets[d] (w's last weight 1)."""
+    assert w[-1] == 1
+    wsum = int(w.sum())
+    v = np.zeros((len(w), len(targets)), np.int64)
+    for d, t in enumerate(targets):
+        v[:, d] = t // wsum
+        rest = t - (t // wsum) * wsum
+        for j in range(len(w)):
+            if w[j]:
+                step = min(rest // int(w[j]), 32767 - int(v[j, d]))
+                v[j, d] += step
+                rest -= step * int(w[j])
+        assert rest == 0 and v.min() >= -32768 and v.max() <= 32767
+    return v
+
+
+@pytest.mark.parametrize("wsum", [1, 2, 3, 255, 256, 257, 1000, 5101, 32767, 32768, 32769, 65026])
+def test_mix_divide_boundaries(wsum):
+    """out = floor(sum / wsum) where the 8-step divide's range ends (-256 * wsum <= sum < 256 * wsum)
+    and the 16-step one's (-32768 and 32767), remainders 0 and wsum - 1, wsum up to 65026
+    (255 positions of 255 and a 1): wsum <= 32767 takes the short divides, above m_div16q."""
+    context, per_head = 256, 8
+    m, symbols = build(1, per_head, context)
+    rng = np.random.default_rng(wsum)
+    n = 1 - (-(wsum - 1) // 255)                   # positions: weights up to 255, the last one 1
+    w = np.zeros(n, np.int64)
+    w[-1] = 1
+    left = wsum - 1
+    for j in range(n - 1):
+        w[j] = min(255, left - (n - 2 - j))
+        left -= w[j]
+    w[: n - 1] = rng.permutation(w[: n - 1])
+    assert w.sum() == wsum and w.max() <= 255 and (w[:-1] > 0).all()
+    qs = [0, -1, 1, 255, 256, 257, -255, -256, -257, -258, 32767, -32768, 4000, -4000]
+    targets = [q * wsum + r for q in qs for r in (0, wsum - 1)]
+    targets = [t for t in targets if -32768 * wsum <= t <= 32767 * wsum]
+    weights = np.zeros((1, context), np.int64)
+    weights[0, :n] = w
+    for i in range(0, len(targets), per_head):
+        chunk = (targets[i:i + per_head] + [0] * per_head)[:per_head]
+        v = np.zeros((context, per_head), np.int64)
+        v[:n] = exact_values(w, chunk)
+        run(m, symbols, weights, v, n - 1)
+
+
+def test_mix_every_weight_and_context_ends():
+    """Each weight 0..255 alone in a head (its NAF digits: levels with no digit skip their scan),
+    pairs around the level-8 and level-7 codes, and the contexts 1 and 256 (pos 0 and 255)."""
+    heads, per_head, context = 8, 3, 256
+    m, symbols = build(heads, per_head, context)
+    rng = np.random.default_rng(4)
+    width = heads * per_head
+    v = corner_values(rng, context, width)
+    for start in range(0, 256, heads):
+        w = np.zeros((heads, context), np.int64)
+        w[:, 0] = np.arange(start, start + heads)
+        run(m, symbols, w, v, 0)
+        w[:, 1] = rng.choice([85, 86, 127, 128, 129, 170, 171, 172, 191, 192, 255], heads)
+        run(m, symbols, w, v, 1)
+    for w in (rng.integers(0, 256, (heads, context)), np.full((heads, context), 171),
+              np.full((heads, context), 170), rng.choice([0, 1, 2, 4, 8], (heads, context))):
+        run(m, symbols, w, v, context - 1)
+
+
 def test_mix_floors_negative_sums():
     heads, per_head, context = 1, 8, 20
     m, symbols = build(heads, per_head, context)
@@ -135,7 +202,7 @@ def test_mix_speed_seed_shape():
     v = rng.integers(-1300, 1300, (context, heads * per_head))
     t = run(m, symbols, w, v, context - 1)
     per_mac = t / (heads * per_head * context)
-    assert per_mac < 400, per_mac                                  # 380 (unrolled row adds; 455 before)
+    assert per_mac < 360, per_mac                                  # 343 (380 before the 8-step divides and NAF digits)
 
 
 def test_mix_divide_edges():

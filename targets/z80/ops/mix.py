@@ -6,30 +6,40 @@ over positions j = 0..STEP_POS; w is u8 [heads, context], v the int16 state [con
         DEFB heads, per_head
         DEFW row_bytes, context
 
-The weights are the short operand, and a head's dims share them, so the products go bit by bit
-of the weights with whole value rows added at once (Horner over the bit levels, highest first):
-for each level, the accumulators of up to 8 dims (a chunk of the head) are doubled, then every
-position whose weight has a digit at that level adds (or subtracts) its row of values, read with
-POP (SP points into the value cache; interrupts are off). Each weight is recoded so that it has
-few digits: w <= 128 is its bits, w >= 129 is 256 - m (m = 256 - w <= 127: a +1 at level 8 and
--1 at m's bits), e.g. 255 = 256 - 1 costs two row adds, not eight. The code sits in the weight
-byte itself for the head's duration, e = w or e = 128 + m = (128 - w) mod 256 (its own inverse,
-so the same pass puts the weights back): level 8 takes e >= 129, level 7 e = 128, lower levels
-bit b of e, negative when e >= 128; the scan's test is patched per level.
+The weights are the short operand, and a head's dims share them, so the products go digit by
+digit of the weights with whole value rows added at once (Horner over the digit levels, highest
+first): for each level, the accumulators of up to 8 dims (a chunk of the head) are doubled, then
+every position whose weight has a digit at that level adds (or subtracts) its row of values, read
+with POP (SP points into the value cache; interrupts are off). The digits are the weight's
+non-adjacent form (NAF: digits -1, 0, +1 at levels 0..8, no two adjacent ones nonzero; 1.98
+row adds per weight on the seed's softmax weights against 2.3 for bits with 255 = 256 - 1):
+with x the weight, bit b of d = (x + x/2) XOR x/2 (mod 256) says level b (0..7) has a digit,
+which is -1 when x has bit b+1 set; level 8 has a +1 when x >= 171. Once per head a pass copies
+the weights and their masks d into two pages of the scratch (indexed by position, the copy's
+page right after the masks'), sums the weights and ORs the masks: a level whose bit is not in
+the OR is not scanned. The scan's test (AND 2^b on the masks, or CP 171 on the copy) and the
+sign's mask are patched per level.
 
-Scratch: the matvec's subset-sum table area (subsets.TABLES, page-aligned) holds the 8 accumulators,
-their 8 wrap counts and the parameter block, so op_mix first clears mv_valid (the next matvec
-rebuilds its tables); nothing else outside the output is written. The row add, the row subtract
-and the doubling are unrolled, one copy per dim (8 copies; a chunk of n dims enters at dim 8 - n
-and uses accumulators 8-n..7), with the accumulator pointer stepped by INC L. A wrap is caught
-by CALL PE, which in a row add pushes its return address over the value just popped: the
-handler puts the value back (PUSH DE / POP DE; interrupts are off).
+Scratch: the matvec's subset-sum table area (subsets.TABLES, page-aligned; its first three pages)
+holds the parameter block, the 8 accumulators and their 8 wrap counts (the end of page 0), the
+masks (page 1) and the copy (page 2), so op_mix first clears mv_valid (the next matvec rebuilds
+its tables); nothing else outside the output is written, and the weights are left as they were.
+The row add, the row subtract and the doubling are unrolled, one copy per dim (8 copies; a
+chunk of n dims enters at dim 8 - n and uses accumulators 8-n..7), with the accumulator pointer
+stepped by INC L. A wrap is caught by CALL PE, which in a row add pushes its return address
+over the value just popped: the handler puts the value back (PUSH DE / POP DE; interrupts are
+off). The accumulators and counts are cleared by PUSHes.
 
 An accumulator is 16 bits, signed, with its wraps counted: a signed overflow in an add or a
 doubling at level b adds +-2^b to the dim's 16-bit count K, so the sum is sext(acc) + 65536*K.
-|sum| <= 32768 * wsum, so s' = sum + 32768 * wsum lies in 0 .. 65536 * wsum - 1: one unsigned
-16-step divide (m_div16q) gives floor(s' / wsum) = out + 32768, which fits 16 bits (no saturation
-needed). All registers may change.
+The finish reads the accumulators with POP and forms X = sum >> 8 (24 bits) beside the low byte.
+When -256 * wsum <= sum < 256 * wsum (X = 0..wsum-1, or X = -wsum..-1) and wsum <= 32767, one
+8-step divide of (X, or X + wsum) : low byte gives floor(sum / wsum) (the high byte of out is 0
+or -1); on the seed about three outputs in four. Otherwise |sum| <= 32768 * wsum, so
+s' = sum + 32768 * wsum lies in 0 .. 65536 * wsum - 1: two 8-step divides (m_div16q when wsum
+> 32767, where the remainder can reach 17 bits) give floor(s' / wsum) = out + 32768, which fits
+16 bits (no saturation needed). The 8-step divide (mx_d8) is restoring, four steps of straight
+code run twice (it calls into its own second half). All registers may change.
 """
 from __future__ import annotations
 
@@ -73,47 +83,105 @@ _DBL = """        LD A,(HL)
         CALL PE,mx_ov                   ; (INC L would change P/V)
         INC L
 """
+_DIV = """        ADC HL,HL
+        SBC HL,BC
+        JR NC,$+3
+        ADD HL,BC
+        RLA
+"""
 ADD_BYTES, DBL_BYTES = 12, 11
+
+
+def _unrolled_n(body: str, n: int) -> str:
+    return "".join(body for _ in range(n))
 
 
 def routine_asm(tables: bool = False) -> str:
     """tables: the program has the subset-sum tables (codegen: uses_tables()), whose area serves
-    as scratch (mv_valid cleared); otherwise the routine carries its own page-aligned 50 bytes."""
+    as scratch (mv_valid cleared); otherwise the routine carries its own three pages."""
+    assert subsets.TABLE_BYTES >= 3 * 256
     if tables:
         scratch, take = "", "        XOR A\n        LD (mv_valid),A                 ; the tables are taken: the next matvec rebuilds them\n"
         acc = subsets.TABLES
     else:
-        scratch, take = "        DEFS (256 - ($ & 255)) & 255\nmx_scratch:\n        DEFS 50\n", ""
+        scratch, take = "        DEFS (256 - ($ & 255)) & 255\nmx_scratch:\n        DEFS 768\n", ""
         acc = "mx_scratch"
     return f"""
 ; ---- mix (targets/z80/ops/mix.py) ----
-mx_acc EQU {acc}                        ; scratch (page-aligned): 8 accumulators, 8 wrap counts
-mx_par EQU {acc}+32                     ; the parameter block; mx_vc (values) moves on to each chunk's slice of row 0
+mx_acc EQU {acc}                        ; scratch, page-aligned, 3 pages
+mx_par EQU mx_acc                       ; the parameter block; mx_vc (values) moves on to each chunk's slice of row 0
 mx_vc EQU mx_par+2
 mx_n EQU mx_par+12
 mx_rem EQU mx_par+13
 mx_pw EQU mx_par+14
 mx_sp EQU mx_par+16
+mx_any EQU mx_par+18                    ; the OR of the head's digit masks
+mx_a EQU mx_acc+0xE0                    ; 8 accumulators, then their 8 wrap counts (mx_a+16)
+mx_dp EQU (mx_acc >> 8) + 1             ; the page of the digit masks d[j]
+mx_xp EQU mx_dp + 1                     ; the page of the weights' copy
 op_mix:
 {take}        POP HL
         LD DE,mx_par
         LD BC,12
         LDIR
         PUSH HL
-mx_head:
-        CALL mx_flip                    ; the weights to their codes; DE = their sum
-        LD A,D
-        OR E
+mx_head:                                ; per position: x copied, its digit mask, the sum and the OR of the masks
+        LD DE,(mx_par)
+        LD HL,mx_xp << 8
+        LD A,(STEP_POS)
+        INC A
+        LD B,A
+        EXX
+        LD HL,0
+        LD D,H
+        LD C,H
+        EXX
+mx_bl:
+        LD A,(DE)
+        INC DE
+        LD (HL),A
+        EXX
+        LD E,A
+        ADD HL,DE
+        EXX
+        SRL A
+        LD C,A
+        ADD A,(HL)
+        XOR C                           ; d = (x + x/2) ^ x/2
+        DEC H
+        LD (HL),A
+        INC H
+        EXX
+        OR C
+        LD C,A
+        EXX
+        INC L
+        DJNZ mx_bl
+        EXX
+        LD A,C
+        LD (mx_any),A
+        LD A,H
+        OR L
         JR NZ,mx_wsum_ok
-        INC E
+        INC L
 mx_wsum_ok:
-        LD (mx_ws+1),DE
-        LD HL,0                         ; 32768 * wsum: (wsum & 1) << 15 low, wsum >> 1 high
-        SRL D
-        RR E
-        RR H
-        LD (mx_cl+1),HL
-        LD (mx_ch+1),DE
+        LD (mx_ws+1),HL
+        LD A,H                          ; wsum > 32767: no fast divide (the remainder can reach 17 bits)
+        RLA
+        SBC A,A
+        AND 0xF8
+        ADD A,0x20                      ; JR NZ, or JR
+        LD (mx_fj),A
+        LD (mx_fj2),A
+        XOR A                           ; 128 * wsum: (wsum >> 1) << 8 + (wsum & 1) << 7
+        SRL H
+        RR L
+        RRA
+        LD (mx_c1+1),A
+        LD A,L
+        LD (mx_c1+2),A
+        LD A,H
+        LD (mx_c2+1),A
         LD A,(mx_par+7)
         LD (mx_rem),A
 mx_chunk:
@@ -122,13 +190,17 @@ mx_chunk:
         LD A,8
 mx_n_ok:
         LD (mx_n),A
-        NEG                             ; the chunk's dims use accumulators 8-n..7: L starts at 2*(8-n)
+        NEG                             ; the chunk's dims use accumulators 8-n..7
         ADD A,8
         LD C,A
         ADD A,A
+        LD B,A
+        ADD A,mx_a & 255
         LD (mx_l0+1),A
-        LD (mx_fl+2),A
-        LD B,A                          ; the entries into the unrolled code: (8-n) * bytes per dim
+        LD (mx_fa+1),A
+        ADD A,16
+        LD (mx_fl+1),A
+        LD A,B                          ; the entries into the unrolled code: (8-n) * bytes per dim
         ADD A,A
         ADD A,A
         ADD A,B
@@ -147,84 +219,86 @@ mx_n_ok:
         LD HL,mx_sub0
         ADD HL,DE
         LD (mx_subj+1),HL
-        LD HL,mx_acc                    ; accumulators and wrap counts to 0
-        LD B,32
-        XOR A
+        LD (mx_sp),SP                   ; accumulators and wrap counts to 0
+        LD SP,mx_a+32
+        LD HL,0
+        LD B,8
 mx_clear:
-        LD (HL),A
-        INC L
+        PUSH HL
+        PUSH HL
         DJNZ mx_clear
-        LD HL,256                       ; level 8: e >= 129, always +
+        LD SP,(mx_sp)
+        LD H,1                          ; level 8: w >= 171, always +
         LD (mx_pw),HL
-        LD HL,0x81FE                    ; CP 129
+        LD HL,0xABFE                    ; CP 171
         LD (mx_tst),HL
         LD A,0x30                       ; JR NC
         LD (mx_jr),A
+        LD A,mx_xp
+        LD (mx_pg+2),A
         XOR A
         LD (mx_sgn+1),A
         CALL mx_scan
-        LD HL,128                       ; level 7: e = 128 (w = 128), +
-        LD (mx_pw),HL
-        CALL mx_dbl
-        LD HL,0x80FE                    ; CP 128
-        LD (mx_tst),HL
-        LD A,0x28                       ; JR Z
+        LD A,mx_dp                      ; levels 7..0: bit b of d, - when w has bit b+1
+        LD (mx_pg+2),A
+        LD A,0x20                       ; JR NZ
         LD (mx_jr),A
-        CALL mx_scan
-        LD A,0x20                       ; levels 6..0: bit b of e, - when e >= 128
-        LD (mx_jr),A
-        LD A,0x80
-        LD (mx_sgn+1),A
         LD A,0xE6                       ; AND n
         LD (mx_tst),A
-        LD A,64
+        LD A,128
 mx_level:
         LD (mx_tst+1),A
         LD L,A
         LD H,0
         LD (mx_pw),HL
+        ADD A,A
+        LD (mx_sgn+1),A
         CALL mx_dbl
-        CALL mx_scan
+        LD A,(mx_any)                   ; no digit at this level: no scan
+        LD HL,mx_tst+1
+        AND (HL)
+        CALL NZ,mx_scan
         LD A,(mx_tst+1)
         SRL A
         JR NZ,mx_level
-mx_fl:  LD IX,mx_acc                    ; patched low byte: the chunk's first accumulator
-        LD IY,(mx_par+4)                ; out = floor((sext(acc) + 65536*K + 32768*wsum) / wsum) - 32768
-        LD A,(mx_n)                     ; the count in A' through the loop
-mx_fin:
-        EX AF,AF'
-        LD L,(IX+0)
-        LD H,(IX+1)
-        LD E,(IX+16)
-        LD D,(IX+17)
-        BIT 7,H
-        JR Z,mx_fin_p
-        DEC DE
-mx_fin_p:
-mx_cl:  LD BC,0                         ; patched: 32768*wsum, low word
-        ADD HL,BC
-        EX DE,HL
-mx_ch:  LD BC,0                         ; patched: high word
-        ADC HL,BC
+        LD IY,(mx_par+4)                ; out = floor((sext(acc) + 65536*K) / wsum)
+mx_fl:  LD DE,mx_a+16                   ; patched low byte: the chunk's first wrap count
+        LD (mx_sp),SP
+mx_fa:  LD SP,mx_a                      ; patched low byte: the chunk's first accumulator
 mx_ws:  LD BC,0                         ; patched: wsum
-        BIT 7,B
-        JR NZ,mx_slow
-        LD A,D                          ; the fast divide: HL = remainder, A = the next 8 dividend bits
-        CALL mx_d8
-        XOR 0x7F                        ; the quotient's bits come complemented; out = q - 32768
-        LD (IY+1),A
-        LD A,E
+mx_fin:
+        POP HL
+        LD A,L
+        EX AF,AF'                       ; the low byte in A'
+        LD A,H
+        RLA
+        LD L,H
+        LD A,(DE)
+        SBC A,0
+        LD H,A
+        INC E
+        LD A,(DE)
+        SBC A,0                         ; A:H:L = sum >> 8
+        INC E
+        ADD A,1
+        JR C,mx_fneg
+        DEC A
+mx_fj:  JR NZ,mx_slow                   ; patched: JR when wsum > 32767
+        LD (IY+1),A                     ; 0 <= sum < 256 * wsum: out = sum / wsum in 8 steps
+        SBC HL,BC
+        JR NC,mx_slowp
+        ADD HL,BC
+mx_fd:  EX AF,AF'
         CALL mx_d8
         CPL
 mx_put:
         LD (IY+0),A
         INC IY
         INC IY
-        INC IX
-        INC IX
-        EX AF,AF'
-        DEC A
+        LD A,E
+        OR A
         JR NZ,mx_fin
+        LD SP,(mx_sp)
         LD (mx_par+4),IY
         LD A,(mx_n)                     ; the next chunk of dims
         LD B,A
@@ -239,7 +313,6 @@ mx_put:
         SUB B
         LD (HL),A
         JP NZ,mx_chunk
-        CALL mx_flip                    ; the weights back
         LD HL,(mx_par)                  ; next head: weights row += context
         LD DE,(mx_par+10)
         ADD HL,DE
@@ -248,66 +321,62 @@ mx_put:
         DEC (HL)
         JP NZ,mx_head
         RET
-mx_slow:                                ; wsum > 32767: the remainder can reach 17 bits
-        EX DE,HL
+mx_fneg:                                ; -256 * wsum <= sum < 0: out = (sum >> 8 + wsum : low byte) / wsum - 256
+mx_fj2: JR NZ,mx_sln                    ; patched: JR when wsum > 32767
+        DEC A
+        LD (IY+1),A
+        ADD HL,BC
+        JR C,mx_fd
+        SBC HL,BC
+mx_sln: LD A,-1
+        JR mx_slow
+mx_slowp:
+        ADD HL,BC
+mx_slow:                                ; s = sum + 32768 * wsum = 256 * (A:H:L + 128 * wsum) + the low byte
+        PUSH DE
+mx_c1:  LD DE,0                         ; patched: 128 * wsum, low word
+        ADD HL,DE
+mx_c2:  ADC A,0                         ; patched: its high byte
+        LD D,A
+        LD E,H
+        LD H,L
+        EX AF,AF'
+        LD L,A
+        BIT 7,B
+        JR NZ,mx_big
+        EX DE,HL                        ; s / wsum = out + 32768 in two divides of 8 bits
+        LD A,D
+        CALL mx_d8
+        XOR 0x7F
+        LD (IY+1),A
+        LD A,E
+        CALL mx_d8
+        CPL
+        POP DE
+        JR mx_put
+mx_big:
         CALL m_div16q
         LD A,H
         XOR 0x80
         LD (IY+1),A
         LD A,L
+        POP DE
         JR mx_put
 mx_d8:                                  ; 8 quotient bits of (HL:A) / BC into A, complemented; HL < BC <= 32768
-        LD D,4
-mx_d8l:
         RLA
-        ADC HL,HL
-        SBC HL,BC
-        JR NC,$+3
-        ADD HL,BC
-        RLA
-        ADC HL,HL
-        SBC HL,BC
-        JR NC,$+3
-        ADD HL,BC
-        DEC D
-        JR NZ,mx_d8l
-        RLA
-        RET
-mx_flip:                                ; e = (128 - w) mod 256 for w >= 129, both ways; DE = sum of the bytes before
-        LD HL,(mx_par)
-        LD A,(STEP_POS)
-        INC A
-        LD B,A
-        LD DE,0
-mx_flip_l:
-        LD A,(HL)
-        LD C,A
-        ADD A,E
-        LD E,A
-        JR NC,mx_flip_c
-        INC D
-mx_flip_c:
-        LD A,C
-        CP 129
-        JR C,mx_flip_n
-        LD C,A
-        LD A,128
-        SUB C
-        LD (HL),A
-mx_flip_n:
-        INC HL
-        DJNZ mx_flip_l
-        RET
+        CALL mx_d4
+mx_d4:
+{_unrolled_n(_DIV, 4)}        RET
 mx_dbl:                                 ; every accumulator of the chunk doubled
-        LD HL,mx_acc
         LD A,(mx_l0+1)
         LD L,A
+        LD H,mx_acc >> 8
 mx_dblj: JP 0                           ; patched: into mx_dbl0 at the chunk's first dim
 mx_dbl0:
 {_unrolled(_DBL)}        RET
-mx_scan:                                ; each position with a digit at this level adds its row
+mx_scan:                                ; each position with a digit at this level adds or subtracts its row
         LD (mx_sp),SP
-        LD HL,(mx_par)
+mx_pg:  LD HL,0                         ; patched high byte: the page tested
         LD IX,(mx_vc)
         LD DE,(mx_par+8)
         LD A,(STEP_POS)
@@ -318,20 +387,22 @@ mx_scan:                                ; each position with a digit at this lev
         EXX
 mx_sl:
         LD A,(HL)
-mx_tst: AND 0                           ; patched: AND bit / CP 128 / CP 129
-mx_jr:  JR NZ,mx_hit                    ; patched: JR NZ / JR Z / JR NC
+mx_tst: AND 0                           ; patched: AND 2^b / CP 171
+mx_jr:  JR NZ,mx_hit                    ; patched: JR NZ / JR NC
 mx_sn:
-        INC HL
+        INC L
         ADD IX,DE
         DJNZ mx_sl
         LD SP,(mx_sp)
         RET
 mx_hit:
+        INC H                           ; the weights' copy
         LD A,(HL)
-mx_sgn: AND 0                           ; patched: 128 where e >= 128 means a minus digit
+        DEC H
+mx_sgn: AND 0                           ; patched: 2^(b+1) mod 256, where w's bit means a -1 digit
         LD SP,IX
         EXX
-mx_l0:  LD L,0                          ; patched: 2 * (8 - n), the chunk's first accumulator
+mx_l0:  LD L,0                          ; patched: the chunk's first accumulator
 mx_subj: JP NZ,0                        ; patched: into mx_sub0 / mx_add0 at the chunk's first dim
 mx_addj: JP 0
 mx_add0:
