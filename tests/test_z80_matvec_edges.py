@@ -42,7 +42,7 @@ def run_finisher24(shift, values, biases=None):
     driver = (f"        LD (save_sp),SP\n        LD SP,bias\n        EXX\n        LD DE,result\n        LD B,1\n"
               f"        EXX\n        LD A,(value+2)\n        LD DE,(value)\n        JP {entry}\n"
               "mv_store:\n        LD (result),DE\nmv_round:\nmv_rowstart:\n        LD SP,(save_sp)\n")
-    data = "save_sp: DEFW 0\nvalue: DEFS 3\nbias: DEFW 0\nresult: DEFW 0\n"
+    data = "save_sp: DEFW 0\nvalue: DEFS 3\nbias: DEFW 0\nresult: DEFW 0\nmv_tab EQU 0x9000\n"
     m, symbols = machine_with(driver, matvec.finisher24_asm(shift) + data)
     out = []
     for i, v in enumerate(values):

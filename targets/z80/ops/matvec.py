@@ -262,7 +262,7 @@ def finisher24_asm(shift: int, prune: bool = False) -> str:
     out = [] if prune else [
         f"mv_f24b_{shift}:\n        LD H,A\n        POP BC\n        LD A,B\n        RLA\n        SBC A,A\n"
         "        LD L,A\n        LD A,E\n        ADD A,C\n        LD E,A\n        LD A,D\n        ADC A,B\n"
-        "        LD D,A\n        LD A,H\n        ADC A,L\n"]
+        f"        LD D,A\n        LD A,H\n        ADC A,L\n        LD H,{subsets.TABLES} >> 8\n"]
     out.append(f"{lab}:\n")
     q, r = divmod(shift, 8)
     sat = (f"{lab}_sat:\n        LD A,B\n        RLA\n        LD DE,32767\n        JP NC,{store}\n"
@@ -760,6 +760,9 @@ mv_run:                                 ; this batch's rows of the chunk through
         DEC HL
         LD B,L
         INC B
+        EXX
+        LD H,{subsets.TABLES} >> 8
+        EXX
         LD SP,(mv_cs)
         JP mv_rowstart
 mv_pass_done:
@@ -1118,23 +1121,23 @@ def _rows_asm() -> str:
     """
     return f"""
 mv_row1:                                ; a one-pass matvec: A:IY = acc, C' = the row's header
-        LD B,A
+        LD L,A                          ; (H stays on the tables' first page for the next row)
         EXX
         LD A,C
         EXX
         AND 63
-        LD L,A
-        LD H,mv_ktab >> 8
-        LD A,IYL
-        ADD A,(HL)
+        LD C,A
+        LD B,mv_ktab >> 8
+        LD A,(BC)
+        ADD A,IYL
         LD E,A
-        INC L
-        LD A,IYH
-        ADC A,(HL)
+        INC C
+        LD A,(BC)
+        ADC A,IYH
         LD D,A
-        INC L
-        LD A,B
-        ADC A,(HL)                      ; A:D:E = acc + K = w.x, 24 bits signed
+        INC C
+        LD A,(BC)
+        ADC A,L                         ; A:D:E = acc + K = w.x, 24 bits signed
 mv_f24j:
         JP 0                            ; its 24-bit finisher (or mv_r32)
 mv_r32:                                 ; the 32-bit way: sign-extend, bias, finish
@@ -1211,6 +1214,7 @@ mv_middle:                              ; add it to the parked sum
 mv_parked:
         LD BC,4
         ADD IX,BC
+        LD H,{subsets.TABLES} >> 8         ; where the next row starts
         JP mv_next_row
 mv_last:                                ; the parked sum joins it, then finish
         LD A,(IX+0)
@@ -1230,6 +1234,7 @@ mv_last:                                ; the parked sum joins it, then finish
 mv_finj:
         JP 0                            ; the finisher for this matvec's shift
 mv_store:                               ; y = DE
+        LD H,{subsets.TABLES} >> 8         ; where the next row starts
 {STORE_Y}        JR mv_count
 mv_next_row:
         EXX
@@ -1243,11 +1248,10 @@ mv_round:                               ; B' ran out: another 256 rows while H' 
         EXX
         DEC H
 mv_rowstart:                            ; (in the counters' set) the row's header: C' for its constant, and its planes
-        DEC SP
-        POP AF
+        DEC SP                          ; (H is on the tables' first page: each row leaves it there,
+        POP AF                          ; and so does each way from a row's end to the next)
         LD C,A
         EXX
-        LD H,{subsets.TABLES} >> 8
         CP 64
 mv_p7j:
         JP C,0                          ; the row code for this chunk's groups: 7 planes
