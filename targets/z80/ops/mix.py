@@ -14,21 +14,24 @@ with POP (SP points into the value cache; interrupts are off). The digits are th
 non-adjacent form (NAF: digits -1, 0, +1 at levels 0..8, no two adjacent ones nonzero; 1.98
 row adds per weight on the seed's softmax weights against 2.3 for bits with 255 = 256 - 1):
 with x the weight, bit b of d = (x + x/2) XOR x/2 (mod 256) says level b (0..7) has a digit,
-which is -1 when x has bit b+1 set; level 8 has a +1 when x >= 171. Once per head a pass copies
-the weights and their masks d into two pages of the scratch (indexed by position, the copy's
-page right after the masks'), sums the weights and ORs the masks: a level whose bit is not in
-the OR is not scanned. The scan's test (AND 2^b on the masks, or CP 171 on the copy) and the
-sign's mask are patched per level.
+which is -1 when x has bit b+1 set; level 8 has a +1 when x >= 171. Once per head a pass writes,
+for each position, d and s = x/2 + 128 * (x >= 171) into two pages of the scratch (position j
+at 256 - P + j, so that the loops over the positions end when L wraps to 0; s's page right
+after d's), sums the weights and ORs the d: a level whose bit is not in the OR is not scanned.
+Level 8's scan tests bit 7 of s (always +); level b = 7..0 tests bit b of d, and a digit is -1
+when s has bit b too (x's bit b+1; at level 7 s's bit 7 is 0 where d's is 1: no adjacent
+digits); the masks are patched per level.
 
 Scratch: the matvec's subset-sum table area (subsets.TABLES, page-aligned; its first three pages)
-holds the parameter block, the 8 accumulators and their 8 wrap counts (the end of page 0), the
-masks (page 1) and the copy (page 2), so op_mix first clears mv_valid (the next matvec rebuilds
-its tables); nothing else outside the output is written, and the weights are left as they were.
-The row add, the row subtract and the doubling are unrolled, one copy per dim (8 copies; a
-chunk of n dims enters at dim 8 - n and uses accumulators 8-n..7), with the accumulator pointer
-stepped by INC L. A wrap is caught by CALL PE, which in a row add pushes its return address
-over the value just popped: the handler puts the value back (PUSH DE / POP DE; interrupts are
-off). The accumulators and counts are cleared by PUSHes.
+holds the parameter block, the 8 accumulators and their 8 wrap counts (the end of page 0), d
+(page 1) and s (page 2), so op_mix first clears mv_valid (the next matvec rebuilds its tables);
+nothing else outside the output is written, and the weights are read only. The row add, the
+row subtract and the doubling are unrolled, one copy per dim (8 copies; a chunk of n dims
+enters at dim 8 - n and uses accumulators 8-n..7; the entries are patched when n changes), with
+the accumulator pointer stepped by INC L. A wrap is caught by CALL PE, which in a row add
+pushes its return address over the value just popped: that handler puts the value back (PUSH
+DE / POP DE; interrupts are off); the doublings, where nearly all wraps happen, have their own
+entry without it. The accumulators and counts are cleared by PUSHes.
 
 An accumulator is 16 bits, signed, with its wraps counted: a signed overflow in an add or a
 doubling at level b adds +-2^b to the dim's 16-bit count K, so the sum is sext(acc) + 65536*K.
@@ -80,7 +83,7 @@ _DBL = """        LD A,(HL)
         LD A,(HL)
         ADC A,A
         LD (HL),A
-        CALL PE,mx_ov                   ; (INC L would change P/V)
+        CALL PE,mx_ovd                  ; (INC L would change P/V)
         INC L
 """
 _DIV = """        ADC HL,HL
@@ -101,7 +104,7 @@ def routine_asm(tables: bool = False) -> str:
     as scratch (mv_valid cleared); otherwise the routine carries its own three pages."""
     assert subsets.TABLE_BYTES >= 3 * 256
     if tables:
-        scratch, take = "", "        XOR A\n        LD (mv_valid),A                 ; the tables are taken: the next matvec rebuilds them\n"
+        scratch, take = "", "        LD (mv_valid),A                 ; the tables are taken: the next matvec rebuilds them\n"
         acc = subsets.TABLES
     else:
         scratch, take = "        DEFS (256 - ($ & 255)) & 255\nmx_scratch:\n        DEFS 768\n", ""
@@ -113,40 +116,45 @@ mx_par EQU mx_acc                       ; the parameter block; mx_vc (values) mo
 mx_vc EQU mx_par+2
 mx_n EQU mx_par+12
 mx_rem EQU mx_par+13
-mx_pw EQU mx_par+14
 mx_sp EQU mx_par+16
 mx_any EQU mx_par+18                    ; the OR of the head's digit masks
 mx_a EQU mx_acc+0xE0                    ; 8 accumulators, then their 8 wrap counts (mx_a+16)
 mx_dp EQU (mx_acc >> 8) + 1             ; the page of the digit masks d[j]
-mx_xp EQU mx_dp + 1                     ; the page of the weights' copy
+mx_sp_pg EQU mx_dp + 1                  ; the page of the weights' signs and level-8 digits s[j]
 op_mix:
+        XOR A
+        LD (mx_n),A                     ; no chunk's entries set yet
 {take}        POP HL
         LD DE,mx_par
         LD BC,12
         LDIR
         PUSH HL
-mx_head:                                ; per position: x copied, its digit mask, the sum and the OR of the masks
+mx_head:                                ; per position: s and d, the sum (IY) and the OR of the d (C')
         LD DE,(mx_par)
-        LD HL,mx_xp << 8
         LD A,(STEP_POS)
-        INC A
+        CPL
+        LD L,A                          ; position j at 256 - P + j in the pages (the loops end at L = 0)
+        LD (mx_pg+1),A
+        LD H,mx_sp_pg
+        LD IY,0
+        XOR A
         LD B,A
         EXX
-        LD HL,0
-        LD D,H
-        LD C,H
+        LD C,A
         EXX
 mx_bl:
         LD A,(DE)
         INC DE
-        LD (HL),A
-        EXX
-        LD E,A
-        ADD HL,DE
-        EXX
-        SRL A
         LD C,A
-        ADD A,(HL)
+        ADD IY,BC
+        CP 171                          ; s = x/2 + 128 * (x >= 171)
+        CCF
+        RRA
+        LD (HL),A
+        RES 7,A
+        LD C,A
+        ADC A,A                         ; x again (the carry is its bit 0)
+        ADD A,C
         XOR C                           ; d = (x + x/2) ^ x/2
         DEC H
         LD (HL),A
@@ -156,10 +164,12 @@ mx_bl:
         LD C,A
         EXX
         INC L
-        DJNZ mx_bl
+        JR NZ,mx_bl
         EXX
         LD A,C
         LD (mx_any),A
+        PUSH IY
+        POP HL
         LD A,H
         OR L
         JR NZ,mx_wsum_ok
@@ -189,7 +199,10 @@ mx_chunk:
         JR C,mx_n_ok
         LD A,8
 mx_n_ok:
-        LD (mx_n),A
+        LD HL,mx_n
+        CP (HL)
+        JR Z,mx_same                    ; the entries as for the last chunk
+        LD (HL),A
         NEG                             ; the chunk's dims use accumulators 8-n..7
         ADD A,8
         LD C,A
@@ -198,6 +211,7 @@ mx_n_ok:
         ADD A,mx_a & 255
         LD (mx_l0+1),A
         LD (mx_fa+1),A
+        LD (mx_dbl+1),A
         ADD A,16
         LD (mx_fl+1),A
         LD A,B                          ; the entries into the unrolled code: (8-n) * bytes per dim
@@ -219,49 +233,41 @@ mx_n_ok:
         LD HL,mx_sub0
         ADD HL,DE
         LD (mx_subj+1),HL
-        LD (mx_sp),SP                   ; accumulators and wrap counts to 0
-        LD SP,mx_a+32
-        LD HL,0
-        LD B,8
-mx_clear:
-        PUSH HL
-        PUSH HL
-        DJNZ mx_clear
-        LD SP,(mx_sp)
-        LD H,1                          ; level 8: w >= 171, always +
-        LD (mx_pw),HL
-        LD HL,0xABFE                    ; CP 171
-        LD (mx_tst),HL
-        LD A,0x30                       ; JR NC
-        LD (mx_jr),A
-        LD A,mx_xp
+mx_same:
+        CALL mx_clr
+        EXX
+        LD H,mx_acc >> 8
+        EXX
+        LD HL,256                       ; level 8: bit 7 of s, always +
+        LD (mx_pw+1),HL
+        LD A,mx_sp_pg
         LD (mx_pg+2),A
+        LD A,128
+        LD (mx_tst+1),A
         XOR A
         LD (mx_sgn+1),A
         CALL mx_scan
-        LD A,mx_dp                      ; levels 7..0: bit b of d, - when w has bit b+1
+        LD A,mx_dp                      ; levels 7..0: bit b of d, - when s has bit b too
         LD (mx_pg+2),A
-        LD A,0x20                       ; JR NZ
-        LD (mx_jr),A
-        LD A,0xE6                       ; AND n
-        LD (mx_tst),A
-        LD A,128
+        XOR A
+        LD (mx_pw+2),A
+        LD C,128                        ; the level's bit in C through the loop
 mx_level:
+        LD A,C
         LD (mx_tst+1),A
-        LD L,A
-        LD H,0
-        LD (mx_pw),HL
-        ADD A,A
+        LD (mx_pw+1),A
         LD (mx_sgn+1),A
-        CALL mx_dbl
-        LD A,(mx_any)                   ; no digit at this level: no scan
-        LD HL,mx_tst+1
-        AND (HL)
+mx_dbl: LD HL,mx_a                      ; patched low byte: every accumulator of the chunk doubled
+mx_dblj: JP 0                           ; patched: into mx_dbl0 at the chunk's first dim
+mx_dbl0:
+{_unrolled(_DBL)}        LD A,(mx_any)                   ; no digit at this level: no scan
+        AND C
         CALL NZ,mx_scan
-        LD A,(mx_tst+1)
-        SRL A
+        SRL C
         JR NZ,mx_level
-        LD IY,(mx_par+4)                ; out = floor((sext(acc) + 65536*K) / wsum)
+        EXX                             ; out = floor((sext(acc) + 65536*K) / wsum), written from HL'
+        LD HL,(mx_par+4)
+        EXX
 mx_fl:  LD DE,mx_a+16                   ; patched low byte: the chunk's first wrap count
         LD (mx_sp),SP
 mx_fa:  LD SP,mx_a                      ; patched low byte: the chunk's first accumulator
@@ -279,12 +285,13 @@ mx_fin:
         INC E
         LD A,(DE)
         SBC A,0                         ; A:H:L = sum >> 8
-        INC E
         ADD A,1
         JR C,mx_fneg
         DEC A
 mx_fj:  JR NZ,mx_slow                   ; patched: JR when wsum > 32767
-        LD (IY+1),A                     ; 0 <= sum < 256 * wsum: out = sum / wsum in 8 steps
+        EXX                             ; 0 <= sum < 256 * wsum: out = sum / wsum in 8 steps
+        LD B,A                          ; out's high byte in B'
+        EXX
         SBC HL,BC
         JR NC,mx_slowp
         ADD HL,BC
@@ -292,14 +299,18 @@ mx_fd:  EX AF,AF'
         CALL mx_d8
         CPL
 mx_put:
-        LD (IY+0),A
-        INC IY
-        INC IY
-        LD A,E
-        OR A
+        EXX
+        LD (HL),A
+        INC HL
+        LD (HL),B
+        INC HL
+        EXX
+        INC E
         JR NZ,mx_fin
         LD SP,(mx_sp)
-        LD (mx_par+4),IY
+        EXX
+        LD (mx_par+4),HL
+        EXX
         LD A,(mx_n)                     ; the next chunk of dims
         LD B,A
         ADD A,A
@@ -324,7 +335,9 @@ mx_put:
 mx_fneg:                                ; -256 * wsum <= sum < 0: out = (sum >> 8 + wsum : low byte) / wsum - 256
 mx_fj2: JR NZ,mx_sln                    ; patched: JR when wsum > 32767
         DEC A
-        LD (IY+1),A
+        EXX
+        LD B,A
+        EXX
         ADD HL,BC
         JR C,mx_fd
         SBC HL,BC
@@ -348,7 +361,9 @@ mx_c2:  ADC A,0                         ; patched: its high byte
         LD A,D
         CALL mx_d8
         XOR 0x7F
-        LD (IY+1),A
+        EXX
+        LD B,A
+        EXX
         LD A,E
         CALL mx_d8
         CPL
@@ -358,7 +373,9 @@ mx_big:
         CALL m_div16q
         LD A,H
         XOR 0x80
-        LD (IY+1),A
+        EXX
+        LD B,A
+        EXX
         LD A,L
         POP DE
         JR mx_put
@@ -367,55 +384,55 @@ mx_d8:                                  ; 8 quotient bits of (HL:A) / BC into A,
         CALL mx_d4
 mx_d4:
 {_unrolled_n(_DIV, 4)}        RET
-mx_dbl:                                 ; every accumulator of the chunk doubled
-        LD A,(mx_l0+1)
-        LD L,A
-        LD H,mx_acc >> 8
-mx_dblj: JP 0                           ; patched: into mx_dbl0 at the chunk's first dim
-mx_dbl0:
-{_unrolled(_DBL)}        RET
-mx_scan:                                ; each position with a digit at this level adds or subtracts its row
+mx_clr:                                 ; accumulators and wrap counts to 0; SP saved as mx_scan will have it
         LD (mx_sp),SP
-mx_pg:  LD HL,0                         ; patched high byte: the page tested
+        LD SP,mx_a+32
+        LD HL,0
+        LD B,8
+mx_clear:
+        PUSH HL
+        PUSH HL
+        DJNZ mx_clear
+        LD SP,(mx_sp)
+        RET
+mx_scan:                                ; each position with a digit at this level adds or subtracts its row
+mx_pg:  LD HL,0                         ; patched: the page tested, 256 - P
         LD IX,(mx_vc)
         LD DE,(mx_par+8)
-        LD A,(STEP_POS)
-        INC A
-        LD B,A
-        EXX
-        LD H,mx_acc >> 8
-        EXX
 mx_sl:
         LD A,(HL)
-mx_tst: AND 0                           ; patched: AND 2^b / CP 171
-mx_jr:  JR NZ,mx_hit                    ; patched: JR NZ / JR NC
+mx_tst: AND 0                           ; patched: the level's bit
+        JR NZ,mx_hit
 mx_sn:
         INC L
         ADD IX,DE
-        DJNZ mx_sl
+        JR NZ,mx_sl
         LD SP,(mx_sp)
         RET
 mx_hit:
-        INC H                           ; the weights' copy
+        INC H                           ; s
         LD A,(HL)
         DEC H
-mx_sgn: AND 0                           ; patched: 2^(b+1) mod 256, where w's bit means a -1 digit
+mx_sgn: AND 0                           ; patched: the level's bit, 0 at level 8
         LD SP,IX
         EXX
 mx_l0:  LD L,0                          ; patched: the chunk's first accumulator
-mx_subj: JP NZ,0                        ; patched: into mx_sub0 / mx_add0 at the chunk's first dim
-mx_addj: JP 0
+mx_addj: JP Z,0                         ; patched: into mx_add0 / mx_sub0 at the chunk's first dim
+mx_subj: JP 0
 mx_add0:
 {_unrolled(_ADD)}        EXX
         JP mx_sn
 mx_sub0:
 {_unrolled(_SUB)}        EXX
         JP mx_sn
-mx_ov:                                  ; the accumulator at L-1 wrapped (A = its new high byte): K += or -= 2^level.
-        POP IY                          ; In a row add the CALL's return address overwrote the value just
-        PUSH DE                         ; popped: it goes back (interrupts are off)
+mx_ov:                                  ; the accumulator at L-1 wrapped in a row add (A = its new high byte): the
+        POP IY                          ; CALL's return address overwrote the value just popped, which goes back
+        PUSH DE                         ; (interrupts are off)
         POP DE
-        LD DE,(mx_pw)
+        JR mx_pw
+mx_ovd:                                 ; the same in a doubling (most wraps): K += or -= 2^level
+        POP IY
+mx_pw:  LD DE,0                         ; patched: 2^level
         RLA                             ; the wrapped result's sign: negative = it went up
         SET 4,L                         ; L = the wrap count's low byte (carry kept)
         DEC L
