@@ -38,7 +38,8 @@ doubling at level b adds +-2^b to the dim's 16-bit count K, so the sum is sext(a
 The finish reads the accumulators with POP and forms X = sum >> 8 (24 bits) beside the low byte.
 When -256 * wsum <= sum < 256 * wsum (X = 0..wsum-1, or X = -wsum..-1) and wsum <= 32767, one
 8-step divide of (X, or X + wsum) : low byte gives floor(sum / wsum) (the high byte of out is 0
-or -1); on the seed about three outputs in four. Otherwise |sum| <= 32768 * wsum, so
+or -1), and so for -512 * wsum <= sum < 512 * wsum with X - wsum or X + 2 * wsum (high byte 1
+or -2): 74% and 21% of the seed's outputs. Otherwise |sum| <= 32768 * wsum, so
 s' = sum + 32768 * wsum lies in 0 .. 65536 * wsum - 1: two 8-step divides (m_div16q when wsum
 > 32767, where the remainder can reach 17 bits) give floor(s' / wsum) = out + 32768, which fits
 16 bits (no saturation needed). The 8-step divide (mx_d8) is restoring, four steps of straight
@@ -289,13 +290,13 @@ mx_fin:
         JR C,mx_fneg
         DEC A
 mx_fj:  JR NZ,mx_slow                   ; patched: JR when wsum > 32767
-        EXX                             ; 0 <= sum < 256 * wsum: out = sum / wsum in 8 steps
-        LD B,A                          ; out's high byte in B'
-        EXX
-        SBC HL,BC
+        SBC HL,BC                       ; 0 <= sum < 256 * wsum: out = sum / wsum in 8 steps
         JR NC,mx_slowp
         ADD HL,BC
-mx_fd:  EX AF,AF'
+mx_fb:  EXX
+        LD B,A                          ; out's high byte in B'
+        EXX
+        EX AF,AF'
         CALL mx_d8
         CPL
 mx_put:
@@ -335,15 +336,21 @@ mx_put:
 mx_fneg:                                ; -256 * wsum <= sum < 0: out = (sum >> 8 + wsum : low byte) / wsum - 256
 mx_fj2: JR NZ,mx_sln                    ; patched: JR when wsum > 32767
         DEC A
-        EXX
-        LD B,A
-        EXX
         ADD HL,BC
-        JR C,mx_fd
+        JR C,mx_fb
+        DEC A                           ; -512 * wsum <= sum: the high byte -2
+        ADD HL,BC
+        JR C,mx_fb
+        SBC HL,BC
         SBC HL,BC
 mx_sln: LD A,-1
         JR mx_slow
-mx_slowp:
+mx_slowp:                               ; sum >= 256 * wsum: below 512 * wsum the high byte is 1
+        INC A
+        SBC HL,BC
+        ADD HL,BC                       ; (carry: below)
+        JR C,mx_fb
+        DEC A
         ADD HL,BC
 mx_slow:                                ; s = sum + 32768 * wsum = 256 * (A:H:L + 128 * wsum) + the low byte
         PUSH DE
@@ -367,8 +374,9 @@ mx_c2:  ADC A,0                         ; patched: its high byte
         LD A,E
         CALL mx_d8
         CPL
+mx_sput:
         POP DE
-        JR mx_put
+        JP mx_put
 mx_big:
         CALL m_div16q
         LD A,H
@@ -377,8 +385,7 @@ mx_big:
         LD B,A
         EXX
         LD A,L
-        POP DE
-        JR mx_put
+        JR mx_sput
 mx_d8:                                  ; 8 quotient bits of (HL:A) / BC into A, complemented; HL < BC <= 32768
         RLA
         CALL mx_d4
@@ -406,7 +413,7 @@ mx_tst: AND 0                           ; patched: the level's bit
 mx_sn:
         INC L
         ADD IX,DE
-        JR NZ,mx_sl
+        JP NZ,mx_sl
         LD SP,(mx_sp)
         RET
 mx_hit:
