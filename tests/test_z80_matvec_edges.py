@@ -165,6 +165,24 @@ def test_pruning_stops_exactly_the_rows_the_bound_allows(seed):
         assert len(stopped) > rows // 4
 
 
+def test_a_pruned_matvec_leaves_its_weights_as_they_were():
+    """A new best mid-pass (SP in the weights) must not push onto them: the same call again,
+    on the same stream, gives the same rows."""
+    from test_z80_matvec import W, X, Y, machine_with, matvec_routines
+    rng = np.random.default_rng(12)
+    weight = rng.integers(-128, 128, (40, 32)).astype(np.int8)
+    x = rng.integers(-900, 900, 32)
+    call = matvec.call_asm("W", "X", "Y", 40, 32, 6, False, prune=True)
+    driver = f"W EQU 0x{W:04X}\nX EQU 0x{X:04X}\nY EQU 0x{Y:04X}\n" + call + call.replace("Y,", "Y+128,")
+    m, symbols = machine_with(driver, matvec_routines([6], [(40, 32)], [6]))
+    blob = matvec.encode_weights(weight, None)
+    m.load(W, blob)
+    m.put_i16(X, x)
+    m.call(symbols["driver"])
+    assert m.read(W, len(blob)) == blob
+    np.testing.assert_array_equal(m.i16(Y + 128, 40), m.i16(Y, 40))
+
+
 def extremes_small(rng, n):
     return rng.choice([-1792, 1791, 0, -1, 1, 1000, -1000], n)
 

@@ -490,7 +490,7 @@ mv_run1:                                ; a one-pass run; with FLAG_ARGMAX, rows
         LD (mv_s2b+1),A
         LD HL,32768
         LD (mv_best),HL
-        LD L,H
+        LD HL,0
         LD C,0C0h                       ; -2^22: nothing stops before the first y
         CALL mv_thr_fill
         LD A,(mv_cg)
@@ -657,7 +657,10 @@ mv_nb_clamp:
         JR NC,mv_nb_fill
         LD C,0C0h
 mv_nb_fill:
+        LD (mv_ksp),SP                  ; (SP is in the weights: CALL on the real stack)
+        LD SP,(mv_sp2)
         CALL mv_thr_fill
+        LD SP,(mv_ksp)
         LD DE,(mv_best)
         JP mv_store
 mv_thr_fill:                            ; C:HL = thr[MV_KMIN]; each next m's is 2S lower
