@@ -230,3 +230,26 @@ def test_row_counts_past_256(rows, cols):
     x = rng.integers(-900, 900, cols)
     got, want, _ = run_matvec(weight, x, None, 7)
     np.testing.assert_array_equal(got, want)
+
+
+def test_row_constants_cover_exactly_the_offsets_in_use():
+    """Only K for the offsets the program's rows use are computed per build (k_range)."""
+    narrow = np.array([[-16, 15] * 16, [0, 15] * 16], dtype=np.int8)       # m = -16 and 0
+    wide = np.array([[-128, 127] + [0] * 38], dtype=np.int8)                # m = -128, 8 planes
+    assert matvec.k_range([narrow]) == (7, 2)
+    assert matvec.k_range([narrow, wide]) == (0, 9)
+    rng = np.random.default_rng(8)
+    weight = np.clip(rng.integers(-20, 40, (12, 32)), -128, 127).astype(np.int8)
+    first, count = matvec.k_range([weight])
+    assert first > 0 and first + count < 16
+    from test_z80_matvec import W, X, Y, machine_with, subsets
+    driver = f"W EQU 0x{W:04X}\nX EQU 0x{X:04X}\nY EQU 0x{Y:04X}\n" + matvec.call_asm("W", "X", "Y", 12, 32, 5, False)
+    routines = (subsets.tables_asm() + matvec.ktab_asm(False)
+                + matvec.kernel_asm([5], {4}, 1, (), (first, count))
+                + subsets.planes_asm(4, matvec.row_label(4)) + subsets.build_asm())
+    m, symbols = machine_with(driver, routines)
+    m.load(W, matvec.encode_weights(weight, None))
+    x = rng.integers(-2000, 2000, 32)
+    m.put_i16(X, x)
+    m.call(symbols["driver"])
+    np.testing.assert_array_equal(m.i16(Y, 12), ref.matvec(weight.astype(np.int64), x, None, 5))
