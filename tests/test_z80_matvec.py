@@ -13,7 +13,7 @@ import pytest
 from soulc.ir import interpreter as ref
 from soulc.targets.z80.ops import matvec, subsets
 
-from z80_harness import Machine
+from z80_harness import Machine, extremes
 
 W, X, Y = 0xC000, 0xB000, 0xB800       # stream, x (what lies before it is read as nothing), y
 CODE = 0x8000
@@ -32,15 +32,6 @@ def machine_with(driver: str, routines: str) -> tuple[Machine, dict[str, int]]:
     symbols = m.assemble_at("driver:\n" + driver + "        RET\n" + routines, CODE)
     assert max(v for k, v in symbols.items() if k not in ("W", "X", "Y")) < X - 8, "test code overlaps the data"
     return m, symbols
-
-
-def extremes(rng, n, lo=-32768, hi=32767):
-    """Random values with the range's ends mixed in."""
-    values = rng.integers(lo, hi + 1, n)
-    corners = [lo, hi, 0, -1, 1, lo + 1, hi - 1]
-    picks = rng.random(n) < 0.25
-    values[picks] = rng.choice(corners, picks.sum())
-    return values
 
 
 def want(weight, x, bias, shift):

@@ -15,7 +15,7 @@ from soulc.ir.tables import seed_softmax_table
 from soulc.targets.z80.ops import add, argmax, embed, matvec, mix, relu, rmsnorm, scores, softmax_lut, store, subsets
 from soulc.targets.z80.runtime_math import math_asm, sqtable_asm, sqtable_values
 
-from z80_harness import Machine
+from z80_harness import Machine, extremes
 
 CELLS = "STEP_TOKEN: DEFB 0\nSTEP_POS: DEFB 0\n"
 A, B, C, D = 0xA000, 0xA800, 0xB000, 0xB800      # data areas used by the tests
@@ -32,15 +32,6 @@ def machine_with(driver: str, routines: str) -> tuple[Machine, dict[str, int]]:
 
 def i16(values):
     return np.asarray(values, dtype=np.int64)
-
-
-def extremes(rng, n, lo=-32768, hi=32767):
-    """Random values with the range's ends mixed in."""
-    values = rng.integers(lo, hi + 1, n)
-    corners = [lo, hi, 0, -1, 1, lo + 1, hi - 1]
-    picks = rng.random(n) < 0.25
-    values[picks] = rng.choice(corners, picks.sum())
-    return values
 
 
 def test_squares_table():

@@ -15,7 +15,8 @@ import pytest
 from soulc.ir import interpreter as ref
 from soulc.targets.z80.ops import scores
 
-from test_z80_ops import A, B, D, extremes, key_layout, machine_with, scores_routines
+from test_z80_ops import A, B, D, key_layout, machine_with, scores_routines
+from z80_harness import extremes
 
 CONTEXT = 20
 

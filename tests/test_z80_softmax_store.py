@@ -14,7 +14,8 @@ from soulc.ir import interpreter as ref
 from soulc.ir.tables import seed_softmax_table
 from soulc.targets.z80.ops import scores, softmax_lut, store
 
-from test_z80_ops import A, B, C, D, extremes, key_layout, machine_with, scores_routines
+from test_z80_ops import A, B, C, D, key_layout, machine_with, scores_routines
+from z80_harness import extremes
 
 INT32_MIN, INT32_MAX = -2**31, 2**31 - 1
 

@@ -1201,7 +1201,7 @@ mv_first:                               ; park the row's sum
         LD (IX+2),L
         LD (IX+3),H
         JP mv_parked
-mv_middle:                              ; add it to the parked sum
+mv_middle:                              ; add it to the parked sum (inline: SP is in the weights, no CALL m_add32)
         LD A,(IX+0)
         ADD A,E
         LD (IX+0),A
